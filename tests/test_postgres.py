@@ -1,0 +1,380 @@
+"""The gradebook in a real PostgreSQL server.
+
+Starts a throw-away PostgreSQL cluster (``initdb`` + ``pg_ctl`` from Debian's
+``/usr/lib/postgresql/<version>/bin``) on a free loopback port, points the course at it with
+``CONVGRADE_DB_URL`` (read by ``nbgrader_config.py``), then runs the instructor's cycle on a
+copy of the course: ``nbgrader generate_assignment``, three submissions (fully solved, one
+exercise solved, untouched), ``python -m grader autograde``, ``nbgrader export``. The grades
+are checked three ways: the autograde JSON, the exported CSV and SQL run directly against
+PostgreSQL with psycopg2.
+
+Skipped (with the reason) only when the PostgreSQL server binaries or psycopg2 are missing;
+``bash scripts/setup.sh`` installs both.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+ASSIGNMENT = "channels_pooling"
+SOLVED_ONE = "corr2d_tests"  # the one exercise the partial student solves
+DB_NAME = "convgrade_gradebook"
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _pg_bindir() -> Path | None:
+    """The newest Debian PostgreSQL server bin directory holding initdb and pg_ctl."""
+    found = []
+    for d in glob.glob("/usr/lib/postgresql/*/bin"):
+        path = Path(d)
+        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            try:
+                found.append((int(path.parent.name), path))
+            except ValueError:
+                continue
+    if found:
+        return max(found)[1]
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path and shutil.which("pg_ctl") else None
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PgServer:
+    """A running throw-away PostgreSQL cluster."""
+
+    port: int
+    user: str
+    dbname: str
+    datadir: Path
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the test database (trust auth over TCP, no password).
+
+        ``+psycopg2`` is needed: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3,
+        which is not installed; psycopg2-binary is.
+        """
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.dbname}"
+
+    def connect(self, dbname: str | None = None):  # noqa: ANN201 -- psycopg2 connection
+        """A psycopg2 connection to ``dbname`` (default: the test database)."""
+        import psycopg2
+
+        return psycopg2.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname=dbname or self.dbname
+        )
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PgServer]:
+    """Start PostgreSQL in a temporary directory; stop it and delete everything afterwards."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin"
+            " or on PATH; `bash scripts/setup.sh` installs the apt package `postgresql`"
+        )
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed; `pip install -e .[dev]` installs psycopg2-binary")
+
+    # PostgreSQL refuses to run as root: as root, run the server as the `postgres` user in a
+    # directory it owns (directly under /tmp, since pytest's own tmp dirs are mode 0700).
+    as_root = os.geteuid() == 0
+    prefix: list[str] = []
+    if as_root:
+        if shutil.which("runuser") is None:
+            pytest.fail("running as root but `runuser` is missing: cannot start PostgreSQL")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="convgrade-pg-"))
+    datadir, sockdir, logfile = base / "data", base / "sock", base / "server.log"
+    sockdir.mkdir()
+    if as_root:
+        shutil.chown(base, "postgres", "postgres")
+        shutil.chown(sockdir, "postgres", "postgres")
+    superuser = "postgres"
+    port = _free_port()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*prefix, *args], capture_output=True, text=True, timeout=120, cwd=base
+        )
+
+    init = run(
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-U",
+        superuser,
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    )
+    assert init.returncode == 0, f"initdb failed:\n{init.stdout}\n{init.stderr}"
+    options = (
+        f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off"
+    )
+    start = run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-o",
+        options,
+        "-l",
+        str(logfile),
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
+    server = PgServer(port=port, user=superuser, dbname=DB_NAME, datadir=datadir)
+    try:
+        log = logfile.read_text(errors="replace") if logfile.exists() else ""
+        assert start.returncode == 0, f"pg_ctl start failed:\n{start.stderr}\n{log}"
+        conn = server.connect("postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.close()
+        yield server
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- course
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """Environment for nbgrader and the grader: the venv's bin first on PATH (nbgrader
+    runs ``alembic`` from PATH when it creates a gradebook)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("CONVGRADE_DB_URL", None)
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
+    """Run ``cmd``; fail the test with its output unless it exits 0."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+        f"\n--- stderr\n{proc.stderr[-4000:]}"
+    )
+    return proc.stdout + proc.stderr
+
+
+def _copy_course(dest: Path) -> Path:
+    """Copy what an instructor's course folder holds (config and source/) to ``dest``."""
+    source = REPO / "source" / ASSIGNMENT
+    if not any(source.glob("*.ipynb")):
+        pytest.fail(f"the course has no source notebook in {source}")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
+    shutil.copytree(
+        REPO / "source",
+        dest / "source",
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
+    return dest
+
+
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+
+
+def _solutions(source_nb: Path) -> dict[str, str]:
+    """grade_id -> the instructor's solution code, with the SOLUTION markers removed."""
+    nb = nbformat.read(source_nb, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+            out[meta["grade_id"]] = _MARKER.sub("", cell.source)
+    return out
+
+
+def _points(source_nb: Path) -> dict[str, float]:
+    """grade_id -> points of every autograded test cell of the source notebook."""
+    nb = nbformat.read(source_nb, as_version=4)
+    return {
+        c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+    }
+
+
+def _answer_cell_for(nb: nbformat.NotebookNode, test_id: str) -> str:
+    """The grade_id of the last solution cell before the test cell ``test_id``."""
+    last = None
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == test_id:
+            break
+        if meta.get("solution") and not meta.get("grade"):
+            last = meta["grade_id"]
+    assert last, f"no solution cell before {test_id}"
+    return last
+
+
+def _submit(course: Path, student: str, solved: set[str] | None) -> None:
+    """Write submitted/<student>/<assignment>/ from the release notebook, with the
+    instructor's solution typed into the solution cells named in ``solved`` (None: all)."""
+    (release_nb,) = (course / "release" / ASSIGNMENT).glob("*.ipynb")
+    answers = _solutions(course / "source" / ASSIGNMENT / release_nb.name)
+    nb = nbformat.read(release_nb, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers and (solved is None or grade_id in solved):
+            cell.source = answers[grade_id]
+    dest = course / "submitted" / student / ASSIGNMENT
+    dest.mkdir(parents=True)
+    nbformat.write(nb, dest / release_nb.name)
+
+
+def _autograde_stock(course: Path, env: dict[str, str]) -> dict:
+    """TRANSITIONAL: stock ``nbgrader autograde`` until ``python -m grader`` exists; the
+    result dict is rebuilt from the gradebook."""
+    _run([str(VENV_BIN / "nbgrader"), "autograde", ASSIGNMENT], course, env)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(env["CONVGRADE_DB_URL"], course_id="convgrade") as gb:
+        results = [
+            {"student": s.student.id, "score": s.score, "max_score": s.max_score, "error": None}
+            for s in gb.find_assignment(ASSIGNMENT).submissions
+        ]
+    return {"assignment": ASSIGNMENT, "results": results}
+
+
+def _autograde(course: Path, env: dict[str, str], out_json: Path) -> dict:
+    """``python -m grader autograde submitted/ --assignment A --json OUT``; its JSON."""
+    import importlib.util
+
+    if importlib.util.find_spec("grader.__main__") is None:
+        return _autograde_stock(course, env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "autograde",
+            "submitted/",
+            "--assignment",
+            ASSIGNMENT,
+            "--json",
+            str(out_json),
+        ],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    detail = f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    # exit status 1 means "graded, some tests failed" (two of our students fail tests)
+    assert proc.returncode in (0, 1), f"grader autograde exited {proc.returncode}\n{detail}"
+    assert out_json.exists(), f"grader autograde wrote no JSON\n{detail}"
+    return json.loads(out_json.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Path) -> None:
+    course = _copy_course(tmp_path / "course")
+    env = _env(CONVGRADE_DB_URL=pg_server.url)
+
+    _run([str(VENV_BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, "--force"], course, env)
+    release_nb = next((course / "release" / ASSIGNMENT).glob("*.ipynb"))
+    source_nb = course / "source" / ASSIGNMENT / release_nb.name
+    points = _points(source_nb)
+    assert SOLVED_ONE in points, f"{SOLVED_ONE} is not a test cell of {source_nb.name}"
+    total = sum(points.values())
+    nb = nbformat.read(source_nb, as_version=4)
+    one_answer = _answer_cell_for(nb, SOLVED_ONE)
+    assert not (course / "gradebook.db").exists(), "nbgrader used sqlite, not CONVGRADE_DB_URL"
+
+    _submit(course, "ada", solved=None)
+    _submit(course, "bob", solved={one_answer})
+    _submit(course, "cy", solved=set())
+
+    report = _autograde(course, env, tmp_path / "results.json")
+    by_student = {r["student"]: r for r in report["results"]}
+    assert set(by_student) == {"ada", "bob", "cy"}
+    for r in by_student.values():
+        assert not r.get("error"), f"{r['student']}: {r['error']}"
+    assert by_student["ada"]["score"] == pytest.approx(total)
+    assert by_student["bob"]["score"] == pytest.approx(points[SOLVED_ONE])
+    assert by_student["cy"]["score"] == pytest.approx(0.0)
+    assert not (course / "gradebook.db").exists(), "autograde used sqlite, not CONVGRADE_DB_URL"
+
+    # nbgrader export reads the same gradebook: one CSV row per student
+    _run([str(VENV_BIN / "nbgrader"), "export", "--to", "grades.csv"], course, env)
+    with open(course / "grades.csv", newline="", encoding="utf-8") as fh:
+        rows = {row["student_id"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == {"ada", "bob", "cy"}
+    for student, expected in (("ada", total), ("bob", points[SOLVED_ONE]), ("cy", 0.0)):
+        assert rows[student]["assignment"] == ASSIGNMENT
+        assert float(rows[student]["score"]) == pytest.approx(expected), rows[student]
+        assert float(rows[student]["max_score"]) == pytest.approx(total), rows[student]
+
+    # and the rows really are in PostgreSQL
+    conn = pg_server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT st.id, SUM(COALESCE(g.manual_score, g.auto_score, 0))
+                FROM grade g
+                JOIN submitted_notebook sn ON g.notebook_id = sn.id
+                JOIN submitted_assignment sa ON sn.assignment_id = sa.id
+                JOIN assignment a ON sa.assignment_id = a.id
+                JOIN student st ON sa.student_id = st.id
+                WHERE a.name = %s
+                GROUP BY st.id ORDER BY st.id
+                """,
+                (ASSIGNMENT,),
+            )
+            db_scores = dict(cur.fetchall())
+            cur.execute(
+                "SELECT g.auto_score FROM grade g JOIN base_cell c ON g.cell_id = c.id "
+                "JOIN submitted_notebook sn ON g.notebook_id = sn.id "
+                "JOIN submitted_assignment sa ON sn.assignment_id = sa.id "
+                "WHERE sa.student_id = 'bob' AND c.name = %s",
+                (SOLVED_ONE,),
+            )
+            (bob_cell,) = cur.fetchone()
+    finally:
+        conn.close()
+    assert db_scores == pytest.approx({"ada": total, "bob": points[SOLVED_ONE], "cy": 0.0})
+    assert bob_cell == pytest.approx(points[SOLVED_ONE])
