@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The main job on the bundled demo class: the whole instructor cycle, start to finish.
+#
+#   bash scripts/demo.sh [WORK_DIR]
+#
+# Installs what is missing (scripts/setup.sh), copies the course (source/, nbgrader_config.py)
+# into WORK_DIR (default: a new temporary folder; it must be empty or absent) so that no real
+# gradebook, submission or release in the repository is ever touched, then there:
+#   1. nbgrader generate_assignment, for every assignment in source/
+#   2. python -m grader.demo             writes submitted/<student>/<assignment>/ for the demo
+#                                        students ada, ben and cy
+#   3. python -m grader autograde        per assignment: reports/<a>.json and reports/<a>.md
+#                                        (exit code 1 = some checks failed, 2 = a submission
+#                                        could not be graded; neither stops the demo)
+#   4. the grade table
+#   5. nbgrader generate_feedback        feedback/<student>/<assignment>/*.html
+#   6. nbgrader export                   reports/grades.csv
+#   7. the class report                  reports/class/ (pass rates, misconceptions, histogram)
+# The reports are copied to reports/demo/ in the repository (git-ignored) at the end.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+export PATH="$ROOT/.venv/bin:$PATH"   # nbgrader runs alembic from PATH
+
+say() { printf '\n[demo] %s\n' "$*"; }
+note() { printf '[demo] note: %s\n' "$*"; }
+
+WORK="${1:-}"
+if [ -z "$WORK" ]; then
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/convgrade-demo.XXXXXX")"
+elif [ -e "$WORK" ] && [ -n "$(ls -A "$WORK" 2>/dev/null)" ]; then
+    echo "[demo] ERROR: $WORK exists and is not empty; give a new or empty folder" >&2
+    exit 1
+fi
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+
+[ -d source ] || { echo "[demo] ERROR: no source/ folder in $ROOT" >&2; exit 1; }
+cp -R source "$WORK/source"
+cp nbgrader_config.py "$WORK/"
+find "$WORK/source" \( -name .ipynb_checkpoints -o -name __pycache__ \) -prune -exec rm -rf {} +
+mkdir -p "$WORK/exchange" "$WORK/reports"
+chmod 777 "$WORK/exchange"
+export CONVGRADE_EXCHANGE="$WORK/exchange"
+unset CONVGRADE_DB_URL          # the demo always uses its own sqlite gradebook
+cd "$WORK"
+say "course copied to $WORK"
+
+mapfile -t ASSIGNMENTS < <(find source -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort)
+[ "${#ASSIGNMENTS[@]}" -gt 0 ] || { echo "[demo] ERROR: source/ has no assignment" >&2; exit 1; }
+say "assignments: ${ASSIGNMENTS[*]}"
+
+# 1. release -------------------------------------------------------------------------------
+for a in "${ASSIGNMENTS[@]}"; do
+    say "nbgrader generate_assignment $a"
+    nbgrader generate_assignment "$a" --log-level=WARN
+done
+
+# 2. demo submissions ------------------------------------------------------------------------
+say "python -m grader.demo (demo students' submissions)"
+python -m grader.demo --course "$WORK"
+
+# 3. autograde -------------------------------------------------------------------------------
+HAVE_CLI=0
+if python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("grader.__main__") is None)'; then
+    HAVE_CLI=1
+fi
+for a in "${ASSIGNMENTS[@]}"; do
+    if [ "$HAVE_CLI" -eq 1 ]; then
+        say "python -m grader autograde submitted/ --assignment $a"
+        set +e
+        python -m grader autograde submitted/ --assignment "$a" \
+            --json "reports/$a.json" --markdown "reports/$a.md"
+        rc=$?
+        set -e
+        case "$rc" in
+            0) ;;
+            1) note "$a: some checks failed (exit 1), as expected for the demo's wrong answers" ;;
+            2) note "$a: some submission could not be graded (exit 2); see reports/$a.md" ;;
+            *) echo "[demo] ERROR: the grader failed on $a with exit code $rc" >&2; exit "$rc" ;;
+        esac
+    else
+        note "the grader CLI (python -m grader) is not installed; using stock nbgrader autograde"
+        nbgrader autograde "$a" --log-level=WARN || note "nbgrader autograde $a exited with $?"
+    fi
+done
+
+# 4. grade table -----------------------------------------------------------------------------
+if [ "$HAVE_CLI" -eq 1 ]; then
+    say "grades"
+    python - "${ASSIGNMENTS[@]}" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+rows = []
+for assignment in sys.argv[1:]:
+    path = Path("reports") / f"{assignment}.json"
+    if not path.is_file():
+        print(f"  (no {path})")
+        continue
+    for sub in json.loads(path.read_text(encoding="utf-8")).get("results", []):
+        tests = sub.get("tests") or []
+        passed = sum(bool(t.get("passed")) for t in tests)
+        note = f"not graded: {sub['error']}" if sub.get("error") else f"{passed}/{len(tests)} checks"
+        rows.append((sub.get("student", "?"), assignment, sub.get("score") or 0,
+                     sub.get("max_score") or 0, note))
+print(f"  {'student':<10} {'assignment':<20} {'score':>7}  notes")
+for student, assignment, score, top, note in sorted(rows):
+    print(f"  {student:<10} {assignment:<20} {score:>3g}/{top:<3g}  {note[:70]}")
+PY
+fi
+
+# 5. feedback --------------------------------------------------------------------------------
+for a in "${ASSIGNMENTS[@]}"; do
+    say "nbgrader generate_feedback $a"
+    nbgrader generate_feedback "$a" --log-level=WARN
+done
+
+# 6. export ----------------------------------------------------------------------------------
+say "nbgrader export --to reports/grades.csv"
+nbgrader export --to reports/grades.csv --log-level=WARN
+if [ "$HAVE_CLI" -eq 0 ]; then
+    say "grades (from the gradebook)"
+    column -s, -t < reports/grades.csv 2>/dev/null || cat reports/grades.csv
+fi
+
+# 7. class report ----------------------------------------------------------------------------
+shopt -s nullglob
+JSONS=(reports/*.json)
+if [ "${#JSONS[@]}" -eq 0 ]; then
+    note "no autograde JSON, so no class report"
+elif [ "$HAVE_CLI" -eq 1 ] && python -m grader report --help >/dev/null 2>&1; then
+    say "python -m grader report"
+    python -m grader report "${JSONS[@]}" --out reports/class
+elif python -c 'import grader.classreport' >/dev/null 2>&1; then
+    say "python -m grader.classreport"
+    python -m grader.classreport "${JSONS[@]}" --out reports/class
+else
+    note "the class report (grader.classreport) is not installed yet; skipped"
+fi
+
+# done ---------------------------------------------------------------------------------------
+mkdir -p "$ROOT/reports/demo"
+cp -R reports/. "$ROOT/reports/demo/"
+say "done. Course folder: $WORK"
+echo "  reports:  $ROOT/reports/demo/ (grades.csv, <assignment>.json/.md, class/)"
+echo "  feedback: $WORK/feedback/<student>/<assignment>/"
