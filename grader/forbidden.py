@@ -1,0 +1,256 @@
+"""The from-scratch rule: no torch (or numpy/scipy) convolution, pooling or unfold.
+
+Two independent detectors:
+
+* :func:`scan` reads the student's source with :mod:`ast` in the grader's own process. It
+  follows the exercise's function into the helpers and module-level names it uses, so
+  aliases (``import torch.nn.functional as G``; ``c = F.conv2d``), string look-ups
+  (``getattr(F, "conv2d")``) and computed look-ups (``getattr(F, "con" + "v2d")``,
+  ``eval``, ``__import__``) are all caught.
+* :func:`tripwires` wraps the real torch functions while the student's code runs and notes
+  each call. It runs inside the student's worker, so it is a second opinion only.
+
+This module is staged into the sandboxed worker: standard library and torch only.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+FORBIDDEN_NAMES: frozenset[str] = frozenset(
+    {
+        # convolution
+        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+        "conv_transpose3d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+        "ConvTranspose2d", "LazyConv2d", "convolution", "_convolution", "conv_tbc",
+        "mkldnn_convolution", "correlate", "correlate2d", "convolve", "convolve2d",
+        "fftconvolve", "oaconvolve",
+        # pooling
+        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+        "max_pool2d_with_indices", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d",
+        "AvgPool2d", "AvgPool3d", "adaptive_max_pool2d", "adaptive_avg_pool2d",
+        "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "lp_pool2d", "LPPool2d",
+        "fractional_max_pool2d", "FractionalMaxPool2d", "maximum_filter", "uniform_filter",
+        # sliding windows
+        "unfold", "Unfold", "fold", "Fold", "im2col", "col2im", "as_strided",
+        "sliding_window_view",
+    }
+)
+
+# Built-ins that reach an attribute or module by a computed name.
+INDIRECT_CALLS: frozenset[str] = frozenset(
+    {"getattr", "eval", "exec", "compile", "__import__", "import_module", "vars", "globals",
+     "locals", "attrgetter", "methodcaller"}
+)
+
+_FORBIDDEN_RE = re.compile("|".join(sorted(FORBIDDEN_NAMES, key=len, reverse=True)))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One forbidden use: the name and where it stands."""
+
+    name: str
+    line: int
+    text: str
+
+    def describe(self) -> str:
+        """A sentence for the student."""
+        return f"line {self.line}: `{self.text}` uses `{self.name}`"
+
+
+def _strip_magics(source: str) -> str:
+    """Blank out IPython magics and shell escapes so that ``ast`` can parse the cells."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append("" if stripped.startswith(("%", "!", "?")) else line)
+    return "\n".join(lines)
+
+
+def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements that run at module level (descending into if/try/with/for, not defs)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for field_name in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(stmt, field_name, None)
+            if isinstance(inner, list):
+                nested = [s for s in inner if isinstance(s, ast.stmt)]
+                for handler in (s for s in inner if isinstance(s, ast.ExceptHandler)):
+                    nested.extend(handler.body)
+                yield from _module_statements(nested)
+
+
+def _top_level(tree: ast.Module) -> dict[str, list[ast.AST]]:
+    """Map each name bound at module level to the statements that bind it."""
+    bound: dict[str, list[ast.AST]] = {}
+    for stmt in _module_statements(tree.body):
+        names: list[str] = []
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [stmt.name]
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.For | ast.With):
+            targets = (stmt.targets if isinstance(stmt, ast.Assign)
+                       else [stmt.target] if not isinstance(stmt, ast.With)
+                       else [item.optional_vars for item in stmt.items if item.optional_vars])
+            names = [sub.id for t in targets for sub in ast.walk(t) if isinstance(sub, ast.Name)]
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            names = [(alias.asname or alias.name).split(".")[0] for alias in stmt.names]
+        for name in names:
+            bound.setdefault(name, []).append(stmt)
+    return bound
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    """Names a statement reads from module level (a function's own locals excluded)."""
+    loaded = {sub.id for sub in ast.walk(node)
+              if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        args = node.args
+        local = {a.arg for a in args.args + args.posonlyargs + args.kwonlyargs}
+        local |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        local |= {sub.id for sub in ast.walk(node)
+                  if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)}
+        declared = {n for sub in ast.walk(node) if isinstance(sub, ast.Global) for n in sub.names}
+        loaded -= local - declared
+    return loaded
+
+
+def _uses(node: ast.AST, lines: list[str]) -> list[Finding]:
+    found: list[Finding] = []
+
+    def add(name: str, sub: ast.AST) -> None:
+        line = getattr(sub, "lineno", 0)
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else name
+        found.append(Finding(name, line, text[:120]))
+
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr in FORBIDDEN_NAMES:
+            add(sub.attr, sub)
+        elif isinstance(sub, ast.Name) and sub.id in FORBIDDEN_NAMES:
+            add(sub.id, sub)
+        elif isinstance(sub, ast.alias) and sub.name.split(".")[-1] in FORBIDDEN_NAMES:
+            add(sub.name.split(".")[-1], node)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            match = _FORBIDDEN_RE.search(sub.value)
+            if match and sub.value.strip() == match.group(0):
+                add(match.group(0), sub)
+        elif isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.id if isinstance(func, ast.Name) else (
+                func.attr if isinstance(func, ast.Attribute) else None)
+            if name in INDIRECT_CALLS:
+                literal = all(isinstance(a, ast.Constant) for a in sub.args[1:2])
+                if name != "getattr" or not literal:
+                    add(f"{name}() with a computed name" if name == "getattr" else f"{name}()",
+                        sub)
+    return found
+
+
+def scan(source: str, entry: str | None = None) -> list[Finding]:
+    """Find forbidden torch/numpy/scipy calls in the code ``entry`` depends on.
+
+    Args:
+        source: the student's code (all non-test code cells, joined).
+        entry: the name of the exercise's function; ``None`` scans everything.
+
+    Returns:
+        The findings, in source order; ``[]`` when the code is clean. Code that does not
+        parse is scanned as plain text for forbidden names.
+    """
+    text = _strip_magics(source)
+    lines = text.splitlines()
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return [Finding(m.group(0), text.count("\n", 0, m.start()) + 1, m.group(0))
+                for m in re.finditer(rf"\b(?:{_FORBIDDEN_RE.pattern})\b", text)]
+    bound = _top_level(tree)
+    if entry is None or entry not in bound:
+        nodes: list[ast.AST] = [tree]
+    else:
+        nodes, seen, todo = [], set(), [entry]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node in bound.get(name, []):
+                nodes.append(node)
+                todo.extend(_names_used(node) - seen)
+    findings: dict[tuple[int, str], Finding] = {}
+    for node in nodes:
+        for finding in _uses(node, lines):
+            findings.setdefault((finding.line, finding.name), finding)
+    return sorted(findings.values(), key=lambda f: (f.line, f.name))
+
+
+# ---------------------------------------------------------------------------------------------
+# runtime tripwires (run in the student's process)
+
+def _tripwire_targets() -> list[tuple[Any, str, str]]:
+    import torch
+    import torch.nn.functional as F
+
+    targets: list[tuple[Any, str, str]] = []
+    for module, prefix in ((F, "torch.nn.functional"), (torch, "torch")):
+        for name in sorted(FORBIDDEN_NAMES):
+            if callable(getattr(module, name, None)) and not isinstance(
+                getattr(module, name), type
+            ):
+                targets.append((module, name, f"{prefix}.{name}"))
+    for name in ("unfold", "as_strided"):
+        targets.append((torch.Tensor, name, f"Tensor.{name}"))
+    for cls in ("Conv1d", "Conv2d", "Conv3d", "MaxPool2d", "AvgPool2d", "Unfold",
+                "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        klass = getattr(torch.nn, cls, None)
+        if klass is not None:
+            targets.append((klass, "forward", f"torch.nn.{cls}"))
+    return targets
+
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def tripwires() -> Iterator[set[str]]:
+    """Record every forbidden torch call made inside the ``with`` block.
+
+    Yields the set that fills with names such as ``"torch.nn.functional.conv2d"``. The
+    real functions still run, so the student's answer is computed as usual.
+    """
+    seen: set[str] = set()
+    patched: list[tuple[Any, str, Any]] = []
+
+    def wrap(original: Any, label: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen.add(label)
+            return original(*args, **kwargs)
+
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        return wrapper
+
+    try:
+        for owner, name, label in _tripwire_targets():
+            current = getattr(owner, name, None)
+            if current is None:
+                continue
+            own = vars(owner).get(name, _MISSING)
+            try:
+                setattr(owner, name, wrap(current, label))
+            except (AttributeError, TypeError):
+                continue
+            patched.append((owner, name, own))
+        yield seen
+    finally:
+        for owner, name, own in reversed(patched):
+            if own is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own)
