@@ -1,0 +1,725 @@
+"""Autograde submissions: precheck, run, judge, record with nbgrader, and build the result.
+
+:func:`autograde` is the whole job behind ``python -m grader autograde``; it returns the
+result dict that :mod:`grader.reports` turns into JSON, JUnit, Markdown and Classroom files::
+
+    {"assignment": "channels_pooling",
+     "results": [{"student": "ada", "assignment": "channels_pooling",
+                  "score": 11.0, "max_score": 13.0, "manual_max_score": 0.0,
+                  "graded": True, "error": None, "problems": [...], "seconds": 0.4,
+                  "tests": [{"grade_id": "corr2d_tests", "score": 2.0, "max_score": 2.0,
+                             "passed": True, "message": "", "hint": None}, ...]}]}
+
+``score``/``max_score`` count autograded test cells only; the points of manually graded
+answers are in ``manual_max_score``. ``error`` is None for a clean submission; otherwise it
+says what went wrong. ``graded`` is False only when no score could be computed at all
+(unreadable notebook, missing file, nbgrader failure); a submission with a repaired notebook
+or a timed-out cell is graded and carries an ``error`` as well.
+
+Two engines record grades through nbgrader's own ``Autograde`` converter (sanitising with
+``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``; recording
+with ``SaveAutoGrades``), so the gradebook, ``nbgrader export``, formgrader and
+``nbgrader generate_feedback`` work unchanged:
+
+* ``nbgrader``: stock execution, one Jupyter kernel per notebook;
+* ``fast`` (default): every submission first runs in :class:`grader.worker.WorkerPool`
+  (forked, sandboxed workers, in parallel); nbgrader's ``Execute`` preprocessor is replaced
+  by :class:`PrecomputedExecute`, which puts the worker's outputs into the notebook and judges
+  each hidden check in this process with :func:`grader.checks.judge`. A failed verdict becomes
+  the test cell's ``AssertionError`` output, so ``SaveAutoGrades`` scores exactly as stock
+  nbgrader would.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+from grader import gradebook as gbmod
+from grader.precheck import PrecheckResult, Problem, SourceSpec, load_source, precheck
+
+__all__ = [
+    "AutogradeError",
+    "Submission",
+    "autograde",
+    "discover",
+    "run_check",
+]
+
+ENGINES = ("fast", "nbgrader")
+_STUDENT_RE = re.compile(r"[^A-Za-z0-9_.@+-]+")
+
+Progress = Callable[[str, int, int, str], None]
+"""progress(phase, done, total, label): called as submissions move through the phases."""
+
+
+class AutogradeError(RuntimeError):
+    """The run as a whole cannot proceed (unknown assignment, sandbox unavailable, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# finding submissions
+
+
+@dataclass
+class Submission:
+    """One student's notebook for the assignment."""
+
+    student: str
+    notebook: Path
+    """The student's notebook (may not exist: then the student gets an error entry)."""
+    folder: Path | None = None
+    """The student's ``submitted/<student>/<assignment>`` folder (extra files, timestamp)."""
+    check: PrecheckResult | None = None
+    seconds: float = 0.0
+    run_error: str | None = None
+    hints: dict[str, str | None] = field(default_factory=dict)
+    nbgrader_error: str | None = None
+
+
+def _safe_id(name: str) -> str:
+    return _STUDENT_RE.sub("_", name).strip("._") or "student"
+
+
+def discover(
+    paths: Iterable[str | os.PathLike[str]],
+    assignment: str,
+    notebook_name: str,
+    student: str | None = None,
+) -> list[Submission]:
+    """Turn command-line paths into submissions.
+
+    A path may be a notebook, a ``submitted/`` folder holding several students, one student's
+    folder (holding ``<assignment>/``), a student's ``<assignment>`` folder, or a folder of
+    loose notebooks (one student per file, named after the file). Student ids that collide get
+    a numeric suffix. Raises FileNotFoundError for a path that does not exist.
+    """
+    found: list[Submission] = []
+
+    def nb_in(folder: Path) -> Path:
+        exact = folder / f"{notebook_name}.ipynb"
+        if exact.exists():
+            return exact
+        others = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+        return others[0] if len(others) == 1 else exact
+
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        path = path.resolve()
+        if path.is_file():
+            parent = path.parent
+            if parent.name == assignment and parent.parent.parent.name == "submitted":
+                sid = parent.parent.name
+                folder: Path | None = parent
+            elif student:
+                sid, folder = student, None
+            elif path.stem in (assignment, notebook_name):
+                sid, folder = parent.name, None
+            else:
+                sid, folder = path.stem, None
+            found.append(Submission(_safe_id(sid), path, folder))
+            continue
+        subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+        students = [d for d in subdirs if (d / assignment).is_dir()]
+        if students:  # a submitted/ folder
+            for d in students:
+                found.append(Submission(_safe_id(d.name), nb_in(d / assignment), d / assignment))
+        elif (path / assignment).is_dir():
+            found.append(Submission(_safe_id(student or path.name),
+                                    nb_in(path / assignment), path / assignment))
+        elif path.name == assignment:
+            found.append(Submission(_safe_id(student or path.parent.name), nb_in(path), path))
+        else:
+            loose = sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
+            for nb in loose:
+                found.append(Submission(_safe_id(nb.stem), nb, None))
+            if not loose:
+                raise FileNotFoundError(
+                    f"{path}: no submissions found (expected notebooks, or folders in the "
+                    f"submitted/<student>/{assignment}/ layout)"
+                )
+    seen: dict[str, int] = {}
+    for sub in found:
+        n = seen.get(sub.student, 0)
+        seen[sub.student] = n + 1
+        if n:
+            sub.student = f"{sub.student}-{n + 1}"
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast engine's Execute replacement
+
+
+def _error_output(ename: str, evalue: str, traceback: list[str] | None = None) -> NotebookNode:
+    return nbformat.v4.new_output(
+        "error", ename=ename, evalue=evalue,
+        traceback=traceback if traceback else [f"{ename}: {evalue}"],
+    )
+
+
+def _check_name(name: str) -> str:
+    return name[len("check_"):] if name.startswith("check_") else name
+
+
+def _is_test_cell(cell: NotebookNode) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+def _grade_id(cell: NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def cell_jobs(nb: NotebookNode) -> list[Any]:
+    """The code cells of a notebook as :class:`grader.worker.CellJob` objects."""
+    try:
+        from grader.worker import CellJob
+    except ImportError:  # the worker module is not installed: a plain stand-in
+        CellJob = _CellJob  # noqa: N806
+
+    return [
+        CellJob(index=i, source=c.source, is_test=_is_test_cell(c),
+                grade_id=_grade_id(c) if _is_test_cell(c) else None)
+        for i, c in enumerate(nb.cells) if c.cell_type == "code"
+    ]
+
+
+@dataclass
+class _CellJob:
+    index: int
+    source: str
+    is_test: bool = False
+    grade_id: str | None = None
+
+
+def _job_key(nb: NotebookNode) -> list[tuple[int, str]]:
+    return [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def _student_source(nb: NotebookNode) -> str:
+    return "\n\n".join(
+        c.source for c in nb.cells if c.cell_type == "code" and not _is_test_cell(c)
+    )
+
+
+def apply_run(
+    nb: NotebookNode,
+    run: Any,
+    spec: SourceSpec,
+    judge: Callable[..., Any],
+) -> dict[str, str | None]:
+    """Put a worker :class:`RunResult` into ``nb`` and judge every test cell in place.
+
+    Returns the hint of each failed test cell by grade_id. A test cell that raised keeps its
+    error; one whose checks failed (or did not report) gets an ``AssertionError`` output with
+    the verdict's message; one that did not run at all gets an error saying why.
+    """
+    by_index = {r.index: r for r in run.cells}
+    checks = {c.grade_id: c.checks for c in spec.tests}
+    source = _student_source(nb)
+    hints: dict[str, str | None] = {}
+    count = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        result = by_index.get(i)
+        if result is None:
+            cell.outputs = []
+            cell.execution_count = None
+            if _is_test_cell(cell):
+                why = run.error or "the worker returned no result for it"
+                cell.outputs = [_error_output("CellNotRun", f"this cell did not run: {why}")]
+            continue
+        count += 1
+        cell.execution_count = count
+        outputs = [nbformat.from_dict(copy.deepcopy(o)) for o in (result.outputs or [])]
+        for out in outputs:
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = count
+        if result.error and not any(o.get("output_type") == "error" for o in outputs):
+            err = result.error
+            outputs.append(_error_output(str(err.get("ename", "Error")),
+                                         str(err.get("evalue", "")),
+                                         list(err.get("traceback") or [])))
+        cell.outputs = outputs
+        if not _is_test_cell(cell) or result.error:
+            continue
+        gid = _grade_id(cell) or ""
+        records: dict[str, dict[str, Any]] = {}
+        for name, record in result.records or []:
+            records.setdefault(_check_name(str(name)), record)
+        failure: tuple[str, str | None] | None = None
+        for name in checks.get(gid, []):
+            if name not in records:
+                failure = (f"the hidden test did not run: check_{name} reported no result", None)
+                break
+            try:
+                verdict = judge(name, records[name], source=source)
+            except Exception as exc:  # a judge bug must not pass the student
+                failure = (f"the grader could not judge check_{name}: {exc!r}", None)
+                break
+            if not verdict.passed:
+                failure = (str(verdict.message), getattr(verdict, "hint", None))
+                break
+        if failure is not None:
+            message, hint = failure
+            kept = [o for o in outputs if o.get("output_type") in ("stream", "display_data")
+                    and o.get("name") != "stderr"]
+            cell.outputs = kept + [_error_output("AssertionError", message,
+                                                 [f"AssertionError: {message}"])]
+            hints[gid] = hint
+    return hints
+
+
+def _precomputed_execute_class() -> type:
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class PrecomputedExecute(NbGraderPreprocessor):
+        """Stands in for nbgrader's Execute: fills outputs from the worker, then judges."""
+
+        def __init__(self, runner: _FastRunner, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.runner = runner
+
+        def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+            student = resources["nbgrader"]["student"]
+            self.runner.execute(student, nb)
+            return nb, resources
+
+    return PrecomputedExecute
+
+
+class _FastRunner:
+    """Holds worker results by student and applies them when nbgrader asks."""
+
+    def __init__(self, pool: Any, spec: SourceSpec, judge: Callable[..., Any],
+                 subs: dict[str, Submission]) -> None:
+        self.pool = pool
+        self.spec = spec
+        self.judge = judge
+        self.subs = subs
+        self.runs: dict[str, tuple[list[tuple[int, str]], Any]] = {}
+
+    def execute(self, student: str, nb: NotebookNode) -> None:
+        key = _job_key(nb)
+        stored = self.runs.pop(student, None)
+        if stored is not None and stored[0] == key:
+            run = stored[1]
+        else:  # nbgrader's sanitising changed a cell: run this notebook again as it is now
+            run = self.pool.run(cell_jobs(nb))
+        sub = self.subs.get(student)
+        if sub is not None:
+            sub.run_error = run.error
+            sub.seconds = float(getattr(run, "seconds", 0.0) or 0.0)
+        hints = apply_run(nb, run, self.spec, self.judge)
+        if sub is not None:
+            sub.hints = hints
+
+
+# ---------------------------------------------------------------------------------------------
+# nbgrader plumbing
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append(record.getMessage())
+        except Exception:  # pragma: no cover - a broken log record must not stop grading
+            pass
+
+
+def _make_logger(name: str, verbose: bool) -> tuple[logging.Logger, _LogCollector]:
+    log = logging.getLogger(f"grader.nbgrader.{name}")
+    log.propagate = False
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    collector = _LogCollector()
+    log.addHandler(collector)
+    if verbose:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter("[nbgrader %(levelname)s] %(message)s"))
+        log.addHandler(stream)
+    return log, collector
+
+
+def _nbgrader_error(lines: list[str]) -> str:
+    useful = [ln for ln in lines if ln.strip() and not ln.startswith("Traceback")]
+    tail = ""
+    for ln in reversed(useful):
+        last = ln.strip().splitlines()[-1] if ln.strip() else ""
+        if last and not last.startswith(("Please see", "There was an error processing")):
+            tail = last
+            break
+    return f"nbgrader could not grade the notebook: {tail or 'see the log'}"
+
+
+@dataclass
+class _Workspace:
+    root: Path
+    config: Any
+    submitted: Path
+    temporary: Path | None
+    keep: bool
+
+
+def _workspace(
+    course_root: Path, subs: list[Submission], workdir: str | os.PathLike[str] | None
+) -> _Workspace:
+    """Where nbgrader works: the course itself when the submissions are its own
+    ``submitted/`` folder, else a temporary course with a copy of ``source/``."""
+    scratch = Path(tempfile.mkdtemp(prefix="convgrade-"))
+    own = (course_root / "submitted").resolve()
+    in_course = workdir is None and subs and all(
+        s.notebook.resolve().is_relative_to(own) for s in subs
+    )
+    if in_course:
+        config = gbmod.load_config(course_root)
+        staged = scratch / "submitted"
+        staged.mkdir()
+        config.CourseDirectory.submitted_directory = str(staged)
+        return _Workspace(course_root, config, staged, scratch, False)
+    root = Path(workdir).resolve() if workdir is not None else scratch / "course"
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / "source").exists():
+        shutil.rmtree(root / "source")
+    shutil.copytree(course_root / "source", root / "source",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
+    if (course_root / "nbgrader_config.py").exists():
+        shutil.copy2(course_root / "nbgrader_config.py", root / "nbgrader_config.py")
+    config = gbmod.load_config(root)
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = "sqlite:///" + str(root / "gradebook.db")
+    if (root / "submitted").exists():
+        shutil.rmtree(root / "submitted")
+    (root / "submitted").mkdir()
+    return _Workspace(root, config, root / "submitted", scratch, workdir is not None)
+
+
+def _stage(ws: _Workspace, sub: Submission, assignment: str, notebook_name: str) -> None:
+    """Copy the student's folder (without notebooks) and the repaired notebook into staging."""
+    dest = ws.submitted / sub.student / assignment
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    if sub.folder is not None and sub.folder.is_dir():
+        for item in sub.folder.iterdir():
+            if item.suffix == ".ipynb" or item.name.startswith(".ipynb_checkpoints"):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, dest / item.name)
+            else:
+                shutil.copy2(item, dest / item.name)
+    assert sub.check is not None and sub.check.notebook is not None
+    nbformat.write(sub.check.notebook, str(dest / f"{notebook_name}.ipynb"))
+
+
+def _convert_one(
+    ws: _Workspace, assignment: str, student: str, preprocessors: list[Any] | None,
+    execute_timeout: int | None, log: logging.Logger,
+) -> None:
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    config = copy.deepcopy(ws.config)
+    if execute_timeout is not None:
+        config.Execute.timeout = int(execute_timeout)
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    coursedir.student_id = student
+    converter = Autograde(coursedir=coursedir, config=config, log=log, force=True)
+    if preprocessors is not None:
+        converter.autograde_preprocessors = preprocessors
+    converter.start()
+
+
+def _fast_preprocessors(runner: _FastRunner) -> list[Any]:
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    stock = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    cls = _precomputed_execute_class()
+    return [cls(runner) if pp is Execute else pp for pp in stock]
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+def _message(cell: NotebookNode) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            ename, evalue = str(out.get("ename", "")), str(out.get("evalue", ""))
+            if ename == "AssertionError" and evalue:
+                return evalue
+            return f"{ename}: {evalue}" if evalue else ename
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = str(out.get("text", "")).strip().splitlines()
+            return "the cell wrote to stderr (nbgrader scores that 0): " + (text[-1] if text
+                                                                            else "")
+    return ""
+
+
+def _collect(
+    ws: _Workspace, assignment: str, notebook_name: str, sub: Submission, spec: SourceSpec
+) -> dict[str, Any]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    entry = _entry(sub, assignment, spec)
+    autograded = ws.root / "autograded" / sub.student / assignment / f"{notebook_name}.ipynb"
+    cells: dict[str, NotebookNode] = {}
+    if autograded.exists():
+        nb = nbformat.read(str(autograded), as_version=4)
+        cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
+    course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
+    scores: dict[str, tuple[float | None, float]] = {}
+    with gbmod.venv_on_path(), Gradebook(gbmod.db_url_for(ws.config), course_id) as gb:
+        try:
+            submission = gb.find_submission_notebook(notebook_name, assignment, sub.student)
+        except MissingEntry:
+            submission = None
+        if submission is not None:
+            for grade in submission.grades:
+                scores[grade.name] = (grade.auto_score, float(grade.max_score or 0))
+    tests = []
+    for cell in spec.tests:
+        auto, max_score = scores.get(cell.grade_id, (None, cell.points))
+        score = float(auto or 0.0)
+        passed = auto is not None and score >= max_score
+        nbcell = cells.get(cell.grade_id)
+        message = "" if passed else (_message(nbcell) if nbcell is not None else
+                                     "the test cell was not graded")
+        if not passed and not message and auto is not None and score > 0:
+            message = f"partial credit: {score:g} of {max_score:g}"
+        tests.append({
+            "grade_id": cell.grade_id,
+            "score": score,
+            "max_score": max_score,
+            "passed": passed,
+            "message": message,
+            "hint": None if passed else sub.hints.get(cell.grade_id),
+        })
+    entry["tests"] = tests
+    entry["score"] = float(sum(t["score"] for t in tests))
+    entry["max_score"] = float(sum(t["max_score"] for t in tests))
+    return entry
+
+
+def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]:
+    problems = sub.check.problems if sub.check is not None else []
+    errors = [p.message for p in problems if p.severity in ("fatal", "error")]
+    if sub.run_error:
+        errors.append(f"the run stopped early: {sub.run_error}")
+    if sub.nbgrader_error:
+        errors.append(sub.nbgrader_error)
+    return {
+        "student": sub.student,
+        "assignment": assignment,
+        "notebook": str(sub.notebook),
+        "score": 0.0,
+        "max_score": spec.max_score,
+        "manual_max_score": spec.manual_max_score,
+        "graded": False,
+        "tests": [],
+        "error": " ".join(errors) if errors else None,
+        "problems": [p.to_dict() for p in problems],
+        "seconds": round(sub.seconds, 3),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole job
+
+
+def _default_pool_factory(jobs: int | None, sandbox: bool, timeout: float | None) -> Any:
+    from grader.worker import Limits, WorkerPool
+
+    limits = Limits(wall_seconds=timeout) if timeout else Limits()
+    return WorkerPool(jobs, sandbox=sandbox, limits=limits)
+
+
+def _default_judge() -> Callable[..., Any]:
+    from grader.checks import judge
+
+    return judge
+
+
+def run_check(
+    paths: Iterable[str | os.PathLike[str]],
+    assignment: str,
+    *,
+    course: str | os.PathLike[str] | None = None,
+    student: str | None = None,
+) -> list[tuple[Submission, PrecheckResult]]:
+    """Precheck only: read each submission and compare it with the source notebook."""
+    course_root = gbmod.find_course_root(course)
+    config = gbmod.load_config(course_root)
+    spec = load_source(course_root, assignment, config)
+    subs = discover(paths, assignment, spec.notebook_name, student)
+    out = []
+    for sub in subs:
+        sub.check = precheck(sub.notebook, spec)
+        out.append((sub, sub.check))
+    return out
+
+
+def autograde(
+    paths: Iterable[str | os.PathLike[str]],
+    assignment: str,
+    *,
+    course: str | os.PathLike[str] | None = None,
+    engine: str = "fast",
+    jobs: int | None = None,
+    sandbox: bool = True,
+    timeout: float | None = None,
+    student: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    verbose: bool = False,
+    pool_factory: Callable[[int | None, bool, float | None], Any] | None = None,
+    judge: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """Autograde the submissions under ``paths`` for ``assignment``; return the result dict.
+
+    ``engine`` is ``"fast"`` (worker pool + in-process judging) or ``"nbgrader"`` (stock
+    kernels). ``sandbox=False`` runs the workers without bubblewrap. ``timeout`` is the wall
+    time per submission (fast) or per cell (nbgrader). ``workdir`` keeps the temporary course
+    (gradebook, autograded notebooks) in that folder. Submissions inside the course's own
+    ``submitted/`` folder are recorded in the course's gradebook and ``autograded/``.
+
+    The students' files are never modified. Raises :class:`AutogradeError` when the run as a
+    whole cannot proceed (unknown assignment, sandbox unavailable); problems with single
+    submissions become error entries instead.
+    """
+    if engine not in ENGINES:
+        raise AutogradeError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    report = progress or (lambda phase, done, total, label: None)
+    started = time.monotonic()
+    course_root = gbmod.find_course_root(course)
+    try:
+        spec = load_source(course_root, assignment, gbmod.load_config(course_root))
+    except FileNotFoundError as exc:
+        raise AutogradeError(str(exc)) from exc
+    try:
+        subs = discover(paths, assignment, spec.notebook_name, student)
+    except FileNotFoundError as exc:
+        raise AutogradeError(str(exc)) from exc
+    if not subs:
+        raise AutogradeError("no submissions found")
+
+    # 1-2. precheck and restore
+    for k, sub in enumerate(subs, 1):
+        sub.check = precheck(sub.notebook, spec)
+        report("check", k, len(subs), sub.student)
+    gradable = [s for s in subs if s.check is not None and s.check.gradable]
+
+    ws = _workspace(course_root, subs, workdir)
+    log, collector = _make_logger(assignment, verbose)
+    pool = None
+    try:
+        for sub in gradable:
+            _stage(ws, sub, assignment, spec.notebook_name)
+        if gradable:
+            release = (ws.temporary or ws.root) / "release"
+            gbmod.register_assignment(ws.config, assignment, release, log)
+
+        preprocessors: list[Any] | None = None
+        runner: _FastRunner | None = None
+        if engine == "fast" and gradable:
+            factory = pool_factory or _default_pool_factory
+            try:
+                pool = factory(jobs, sandbox, timeout)
+            except Exception as exc:
+                if type(exc).__name__ == "SandboxUnavailable":
+                    raise AutogradeError(str(exc)) from exc
+                raise
+            runner = _FastRunner(pool, spec, judge or _default_judge(),
+                                 {s.student: s for s in gradable})
+            # 3. run every submission in parallel (its cells as nbgrader will see them)
+            notebooks = [_sanitized_cells(s) for s in gradable]
+            try:
+                results: Iterator[tuple[int, Any]] = pool.map([cell_jobs(nb)
+                                                               for nb in notebooks])
+                for k, (position, run) in enumerate(results, 1):
+                    sub = gradable[position]
+                    runner.runs[sub.student] = (_job_key(notebooks[position]), run)
+                    report("run", k, len(gradable), sub.student)
+            except Exception as exc:
+                if type(exc).__name__ == "SandboxUnavailable":
+                    raise AutogradeError(str(exc)) from exc
+                raise
+            preprocessors = _fast_preprocessors(runner)
+
+        # 4-5. judge and record through nbgrader, one student at a time
+        for k, sub in enumerate(gradable, 1):
+            collector.records.clear()
+            t0 = time.monotonic()
+            try:
+                _convert_one(ws, assignment, sub.student, preprocessors,
+                             int(timeout) if (engine == "nbgrader" and timeout) else None, log)
+            except Exception as exc:
+                if type(exc).__name__ == "SandboxUnavailable":
+                    raise AutogradeError(str(exc)) from exc
+                sub.nbgrader_error = _nbgrader_error(collector.records + [str(exc)])
+            else:
+                if engine == "nbgrader":
+                    sub.seconds = time.monotonic() - t0
+            report("record", k, len(gradable), sub.student)
+
+        entries = []
+        for sub in subs:
+            if sub in gradable and sub.nbgrader_error is None:
+                entry = _collect(ws, assignment, spec.notebook_name, sub, spec)
+                entry["graded"] = True
+            else:
+                entry = _entry(sub, assignment, spec)
+            entries.append(entry)
+    finally:
+        if pool is not None:
+            pool.close()
+        if ws.temporary is not None:
+            shutil.rmtree(ws.temporary, ignore_errors=True)
+    return {
+        "assignment": assignment,
+        "engine": engine,
+        "course": str(course_root),
+        "seconds": round(time.monotonic() - started, 3),
+        "results": entries,
+    }
+
+
+def _sanitized_cells(sub: Submission) -> NotebookNode:
+    """The notebook as nbgrader's sanitising will leave it (outputs cleared)."""
+    assert sub.check is not None and sub.check.notebook is not None
+    nb = copy.deepcopy(sub.check.notebook)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def problems_text(problems: list[Problem]) -> list[str]:
+    """One line per problem, for the ``check`` command."""
+    return [f"{p.severity}: {p.message}" for p in problems]

@@ -1,0 +1,167 @@
+"""Helpers over nbgrader's course directory, configuration and gradebook.
+
+Everything nbgrader-specific that the command line needs lives here: finding the course root,
+loading ``nbgrader_config.py`` the way nbgrader does, registering an assignment in the
+gradebook (nbgrader's own ``GenerateAssignment``, with the release written to a scratch
+folder so the committed ``release/`` is never touched), importing a roster and exporting
+grades like ``nbgrader export``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "find_course_root",
+    "load_config",
+    "venv_on_path",
+    "db_url_for",
+    "register_assignment",
+    "ensure_students",
+    "import_roster",
+    "export_grades",
+]
+
+ROSTER_COLUMNS = ("id", "first_name", "last_name", "email")
+
+
+def find_course_root(course: str | os.PathLike[str] | None = None) -> Path:
+    """The course root: ``course`` if given, else the current directory when it holds
+    ``nbgrader_config.py``, else the repository root found from this package's location."""
+    if course is not None:
+        root = Path(course).resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"course directory {root} does not exist")
+        return root
+    cwd = Path.cwd()
+    if (cwd / "nbgrader_config.py").exists():
+        return cwd.resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+def load_config(course_root: str | os.PathLike[str]) -> Any:
+    """Load ``<course_root>/nbgrader_config.py`` as nbgrader would; returns a traitlets Config.
+
+    ``CourseDirectory.root`` is always set to ``course_root``.
+    """
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    root = Path(course_root).resolve()
+    config = Config()
+    path = root / "nbgrader_config.py"
+    if path.exists():
+        loader = PyFileConfigLoader(path.name, path=str(root))
+        config = loader.load_config()
+    config.CourseDirectory.root = str(root)
+    return config
+
+
+@contextlib.contextmanager
+def venv_on_path() -> Iterator[None]:
+    """Put this interpreter's bin folder first on PATH (nbgrader runs ``alembic`` from PATH)."""
+    bindir = str(Path(sys.executable).parent)
+    old = os.environ.get("PATH", "")
+    if old.split(os.pathsep)[:1] == [bindir]:
+        yield
+        return
+    os.environ["PATH"] = bindir + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+def db_url_for(config: Any) -> str:
+    """The gradebook URL the course uses (``CourseDirectory.db_url`` or the default sqlite)."""
+    cd = config.get("CourseDirectory", {})
+    if "db_url" in cd and cd["db_url"]:
+        return str(cd["db_url"])
+    return "sqlite:///" + str(Path(cd["root"]) / "gradebook.db")
+
+
+def _coursedir(config: Any, **traits: Any) -> Any:
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=config)
+    for key, value in traits.items():
+        setattr(coursedir, key, value)
+    return coursedir
+
+
+def register_assignment(
+    config: Any, assignment: str, release_dir: str | os.PathLike[str], log: logging.Logger
+) -> None:
+    """Run nbgrader's GenerateAssignment so the gradebook holds ``assignment``'s cells.
+
+    The generated student version goes to ``release_dir`` (a scratch folder), so the course's
+    committed ``release/`` is left alone. Raises RuntimeError with nbgrader's message on failure.
+    """
+    from nbgrader.converters import GenerateAssignment, NbGraderException
+
+    coursedir = _coursedir(config, assignment_id=assignment, release_directory=str(release_dir))
+    converter = GenerateAssignment(coursedir=coursedir, config=config, log=log, force=True)
+    with venv_on_path():
+        try:
+            converter.start()
+        except NbGraderException as exc:
+            raise RuntimeError(
+                f"nbgrader could not register assignment {assignment!r}: {exc}"
+            ) from exc
+
+
+def ensure_students(db_url: str, students: list[dict[str, str]], course_id: str = "") -> int:
+    """Create or update students (dicts with ``id`` and optional names/email); returns count."""
+    from nbgrader.api import Gradebook
+
+    count = 0
+    with venv_on_path(), Gradebook(db_url, course_id) as gb:
+        for row in students:
+            sid = (row.get("id") or "").strip()
+            if not sid:
+                continue
+            extra = {k: (row.get(k) or None) for k in ROSTER_COLUMNS[1:] if k in row}
+            gb.update_or_create_student(sid, **extra)
+            count += 1
+    return count
+
+
+def import_roster(csv_path: str | os.PathLike[str], course: str | None = None) -> int:
+    """Import a roster CSV (columns id,first_name,last_name,email) into the course gradebook.
+
+    Returns the number of students created or updated. Raises ValueError for a CSV without
+    an ``id`` column.
+    """
+    root = find_course_root(course)
+    config = load_config(root)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "id" not in [f.strip() for f in reader.fieldnames]:
+            raise ValueError(f"{csv_path}: the roster needs an 'id' column "
+                             f"(columns: {','.join(ROSTER_COLUMNS)})")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    course_id = config.get("CourseDirectory", {}).get("course_id", "")
+    return ensure_students(db_url_for(config), rows, course_id)
+
+
+def export_grades(csv_path: str | os.PathLike[str], course: str | None = None) -> Path:
+    """Write every grade in the course gradebook to ``csv_path`` like ``nbgrader export``."""
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins.export import CsvExportPlugin
+
+    root = find_course_root(course)
+    config = load_config(root)
+    course_id = config.get("CourseDirectory", {}).get("course_id", "")
+    out = Path(csv_path).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plugin = CsvExportPlugin(to=str(out))
+    with venv_on_path(), Gradebook(db_url_for(config), course_id) as gb:
+        plugin.export(gb)
+    return out
