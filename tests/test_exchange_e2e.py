@@ -1,0 +1,237 @@
+"""End to end through the real nbgrader exchange, on temporary folders only.
+
+Instructor (a copy of the course in tmp, exchange root in tmp, world-writable):
+    nbgrader generate_assignment -> nbgrader release_assignment
+Student (own HOME and working folder, no course config):
+    nbgrader fetch_assignment -> answers filled in -> nbgrader submit
+Instructor again:
+    nbgrader collect -> python -m grader autograde submitted/ ... -> nbgrader generate_feedback
+    -> nbgrader export
+and the exported CSV holds the expected score, the feedback HTML exists and shows no hidden
+test source. The correct student's answers come from grader.reference.solution_source, a
+wrong one's from grader.hints.MISTAKES.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+ASSIGNMENT = "channels_pooling"
+WRONG_CHECK = "corr2d"  # the student "ben" makes the first known mistake for this check
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _missing() -> str | None:
+    """What this test still needs from the rest of the project, or None."""
+    if not (ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file():
+        return f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb does not exist yet"
+    for module in ("grader.__main__", "grader.checks", "grader.hints"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} does not exist yet"
+    return None
+
+
+def _course_id() -> str:
+    text = (ROOT / "nbgrader_config.py").read_text(encoding="utf-8")
+    match = re.search(r"course_id\s*=\s*['\"]([^'\"]+)['\"]", text)
+    assert match, "nbgrader_config.py sets no CourseDirectory.course_id"
+    return match[1]
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    log = f"$ {' '.join(args)}  (in {cwd})\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode in ok, f"exit {proc.returncode}\n{log}"
+    return log
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTER", "CONVGRADE_", "NBGRADER"))
+    }
+    env.update(
+        HOME=str(home),
+        PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _defined_names(source: str) -> list[str]:
+    """Top-level names a solution cell defines (defs, assignments, imports)."""
+    lines = [ln for ln in source.splitlines() if not ln.strip().startswith("###")]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names += [a.asname or a.name.split(".")[0] for a in node.names]
+    return names
+
+
+def _fill(notebook: Path, source_nb: Path, answers: dict[str, str]) -> int:
+    """Write answers into the solution cells of a fetched notebook; returns cells filled.
+
+    ``answers`` maps a name the student defines to the code defining it. The names of a
+    solution cell are read from the instructor's version of the same cell (by grade_id).
+    Top-level placeholders (``raise NotImplementedError()``) are dropped; the answer code is
+    appended so it overrides a placeholder ``def``.
+    """
+    by_id = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c
+        for c in nbformat.read(source_nb, as_version=4).cells
+    }
+    nb = nbformat.read(notebook, as_version=4)
+    filled = 0
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("solution"):
+            continue
+        original = by_id.get(meta.get("grade_id"))
+        names = _defined_names(original.source if original is not None else cell.source)
+        code = [answers[n] for n in dict.fromkeys(names) if n in answers]
+        if not code:
+            continue
+        kept = [
+            ln
+            for ln in cell.source.splitlines()
+            if ln.strip() not in ("raise NotImplementedError()", "# YOUR CODE HERE")
+            or ln.startswith((" ", "\t"))
+        ]
+        cell.source = "\n".join(kept + [""] + [c.strip() + "\n" for c in code]).strip() + "\n"
+        filled += 1
+    nbformat.write(nb, notebook)
+    return filled
+
+
+def _answers(wrong: bool) -> dict[str, str]:
+    from grader import reference
+    from grader.checks import CHECKS
+
+    answers: dict[str, str] = {}
+    for spec in CHECKS.values():
+        if spec.assignment != ASSIGNMENT:
+            continue
+        for name in spec.answers:
+            answers.setdefault(name, reference.solution_source(name))
+    if wrong:
+        from grader.hints import MISTAKES
+
+        mistake = MISTAKES[WRONG_CHECK][0]
+        for name in CHECKS[WRONG_CHECK].answers:
+            answers[name] = mistake.source
+    return answers
+
+
+def _student_round(
+    student: str, wrong: bool, exchange: Path, course: Path, tmp: Path, course_id: str
+) -> None:
+    """fetch_assignment, fill in, submit: as the student, in the student's own folders."""
+    home = tmp / f"home-{student}"
+    work = home / "work"
+    work.mkdir(parents=True)
+    env = _env(home)
+    common = [
+        f"--course={course_id}",
+        f"--Exchange.root={exchange}",
+        f"--Exchange.cache={home / 'nbgrader_cache'}",
+    ]
+    _run(["nbgrader", "fetch_assignment", ASSIGNMENT, *common], work, env)
+    fetched = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert fetched.is_file(), f"fetch_assignment gave no {fetched}"
+    text = fetched.read_text(encoding="utf-8")
+    assert "BEGIN HIDDEN TESTS" not in text and "check_" not in text, "hidden tests released"
+    source_nb = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert _fill(fetched, source_nb, _answers(wrong)) > 0, "no solution cell was filled in"
+    _run(["nbgrader", "submit", ASSIGNMENT, *common, f"--student={student}"], work, env)
+
+
+def test_exchange_round_trip(tmp_path: Path) -> None:
+    reason = _missing()
+    if reason:
+        pytest.skip(f"waits for the course and the grader: {reason}")
+    course_id = _course_id()
+
+    # the instructor's course, copied
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copytree(ROOT / "source", course / "source")
+    shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    exchange.chmod(0o777)
+    instructor = _env(tmp_path / "home-instructor", CONVGRADE_EXCHANGE=str(exchange))
+    (tmp_path / "home-instructor").mkdir()
+
+    _run(["nbgrader", "generate_assignment", ASSIGNMENT], course, instructor)
+    _run(["nbgrader", "release_assignment", ASSIGNMENT], course, instructor)
+    assert (exchange / course_id / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+    _student_round("ada", False, exchange, course, tmp_path, course_id)
+    _student_round("ben", True, exchange, course, tmp_path, course_id)
+
+    _run(["nbgrader", "collect", ASSIGNMENT, "--CollectApp.check_owner=False"], course, instructor)
+    for student in ("ada", "ben"):
+        assert (course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+    results_json = tmp_path / "results.json"
+    _run(
+        [sys.executable, "-m", "grader", "autograde", "submitted/", "--assignment", ASSIGNMENT,
+         "--json", str(results_json)],
+        course, instructor, ok=(0, 1),
+    )  # fmt: skip
+    results: dict[str, Any] = json.loads(results_json.read_text(encoding="utf-8"))
+    subs = {s["student"]: s for s in results["results"]}
+    assert set(subs) == {"ada", "ben"}
+    ada, ben = subs["ada"], subs["ben"]
+    assert ada["error"] is None and ben["error"] is None
+    assert ada["max_score"] > 0 and ada["score"] == ada["max_score"], ada
+    assert ben["score"] < ben["max_score"], ben
+    wrong_cells = [t for t in ben["tests"] if not t["passed"]]
+    assert wrong_cells and all(t["message"] for t in wrong_cells)
+
+    _run(["nbgrader", "generate_feedback", ASSIGNMENT], course, instructor)
+    _run(["nbgrader", "export", "--to", str(tmp_path / "grades.csv")], course, instructor)
+
+    with (tmp_path / "grades.csv").open(newline="", encoding="utf-8") as handle:
+        rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(handle)}
+    for student, sub in subs.items():
+        row = rows[(ASSIGNMENT, student)]
+        assert float(row["raw_score"]) == pytest.approx(sub["score"]), row
+        assert float(row["max_score"]) == pytest.approx(sub["max_score"]), row
+
+    for student in ("ada", "ben"):
+        pages = list((course / "feedback" / student / ASSIGNMENT).glob("*.html"))
+        assert pages, f"no feedback HTML for {student}"
+        html = pages[0].read_text(encoding="utf-8")
+        assert "BEGIN HIDDEN TESTS" not in html, f"{student}'s feedback shows hidden tests"
+        assert "check_" not in html, f"{student}'s feedback names a hidden check"
