@@ -1,0 +1,65 @@
+"""nbgrader configuration for the convgrade course.
+
+Every path here is derived from the location of this file, so the course works from any
+checkout (a laptop, CI, a JupyterHub volume) without editing. Run nbgrader from the directory
+that holds this file, with the project's venv bin first on PATH (nbgrader runs ``alembic``
+from PATH when it creates the gradebook).
+
+Environment variables:
+
+* ``CONVGRADE_EXCHANGE``: exchange root for ``nbgrader release_assignment`` / ``collect``.
+  Defaults to ``<course root>/exchange`` (git-ignored) so the demo and the tests never touch a
+  shared directory. On JupyterHub set it to e.g. ``/srv/nbgrader/exchange``; that directory
+  must exist and be world-writable, otherwise nbgrader disables release and collect.
+* ``CONVGRADE_DB_URL``: SQLAlchemy URL of the gradebook (e.g. a PostgreSQL database for a
+  multi-instructor hub). Defaults to ``sqlite:///<course root>/gradebook.db`` (git-ignored).
+"""
+
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
+
+# The course root is the folder holding this file: source/, release/, submitted/,
+# autograded/ and feedback/ all live below it.
+COURSE_ROOT = Path(__file__).resolve().parent
+
+c.CourseDirectory.root = str(COURSE_ROOT)
+c.CourseDirectory.course_id = "convgrade"
+
+# Exchange root: local and git-ignored by default; JupyterHub deployments override it.
+c.Exchange.root = os.environ.get("CONVGRADE_EXCHANGE", str(COURSE_ROOT / "exchange"))
+
+# Gradebook: nbgrader's default sqlite file in the course root unless CONVGRADE_DB_URL is
+# set (e.g. postgresql://user@host/convgrade when several graders share one hub).
+if os.environ.get("CONVGRADE_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["CONVGRADE_DB_URL"]
+
+# Execution timeout: stock nbgrader allows 30 s per cell. Our longest cell (learn_kernel's
+# gradient-descent loop in padding_stride) takes well under a second, but a student's slow
+# loop-based answer can take several seconds on a loaded 2-core CI runner; 60 s per cell keeps
+# honest answers safe while an infinite loop still ends the notebook in bounded time.
+c.Execute.timeout = 60
+# Interrupt (rather than kill) the kernel on timeout so later cells still run and the
+# timed-out cell is recorded as an error instead of losing the whole submission.
+c.Execute.interrupt_on_timeout = True
+
+# Partial credit policy: every autograded test cell is all-or-nothing. The hidden checks
+# (grader.check_*) return None, never a number, because stock nbgrader would take a number
+# left as a test cell's last value as a partial score. Partial credit for an exercise comes
+# from splitting it into several test cells (e.g. pool2d_max / pool2d_avg / pool2d_mode).
+#
+# Stderr policy: stock nbgrader scores a test cell 0 as soon as it writes anything to stderr
+# (utils.determine_grade), even if every assert passed. The grader's checks therefore swallow
+# the student's stderr output and warnings while they call the student's code, so a harmless
+# UserWarning cannot zero a correct answer. Nothing needs configuring here for that.
+
+# Release hygiene: nbgrader copies every file in source/<assignment>/ into the release and
+# into each autograded folder. Keep caches and checkpoints out of both.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    ".pytest_cache",
+]
