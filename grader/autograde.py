@@ -40,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -676,8 +677,11 @@ def autograde(
             collector.records.clear()
             t0 = time.monotonic()
             try:
-                _convert_one(ws, assignment, sub.student, preprocessors,
-                             int(timeout) if (engine == "nbgrader" and timeout) else None, log)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # sqlalchemy chatter from nbgrader's api
+                    _convert_one(ws, assignment, sub.student, preprocessors,
+                                 int(timeout) if (engine == "nbgrader" and timeout) else None,
+                                 log)
             except Exception as exc:
                 if type(exc).__name__ == "SandboxUnavailable":
                     raise AutogradeError(str(exc)) from exc

@@ -23,6 +23,7 @@ __all__ = [
     "load_config",
     "venv_on_path",
     "db_url_for",
+    "prepare_gradebook",
     "register_assignment",
     "ensure_students",
     "import_roster",
@@ -87,6 +88,53 @@ def db_url_for(config: Any) -> str:
     return "sqlite:///" + str(Path(cd["root"]) / "gradebook.db")
 
 
+_ALEMBIC_HEAD: str | None = None
+
+
+def _alembic_head() -> str:
+    """nbgrader's current gradebook schema revision, read in process (no ``alembic`` run)."""
+    global _ALEMBIC_HEAD
+    if _ALEMBIC_HEAD is None:
+        import nbgrader
+        from alembic.config import Config as AlembicConfig
+        from alembic.script import ScriptDirectory
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+        heads = ScriptDirectory.from_config(cfg).get_heads()
+        if len(heads) != 1:
+            raise RuntimeError(f"nbgrader's gradebook schema has {len(heads)} heads")
+        _ALEMBIC_HEAD = heads[0]
+    return _ALEMBIC_HEAD
+
+
+def prepare_gradebook(db_url: str) -> None:
+    """Create an empty sqlite gradebook the way nbgrader does, without its ``alembic`` run.
+
+    nbgrader stamps a new gradebook by running ``alembic heads`` in a subprocess (about 2 s);
+    this does the same in process. Other database URLs and existing files are left alone.
+    """
+    if not db_url.startswith("sqlite:///"):
+        return
+    path = Path(db_url[len("sqlite:///"):])
+    if path.exists() and path.stat().st_size > 0:
+        return
+    from nbgrader.api import Base
+    from sqlalchemy import create_engine, text
+
+    head = _alembic_head()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(db_url, future=True)
+    try:
+        Base.metadata.create_all(bind=engine)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                         {"v": head})
+    finally:
+        engine.dispose()
+
+
 def _coursedir(config: Any, **traits: Any) -> Any:
     from nbgrader.coursedir import CourseDirectory
 
@@ -108,6 +156,7 @@ def register_assignment(
 
     coursedir = _coursedir(config, assignment_id=assignment, release_directory=str(release_dir))
     converter = GenerateAssignment(coursedir=coursedir, config=config, log=log, force=True)
+    prepare_gradebook(db_url_for(config))
     with venv_on_path():
         try:
             converter.start()
