@@ -11,6 +11,7 @@ Never staged into the student's worker.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -352,6 +353,27 @@ def _forbidden_verdict(spec: CheckSpec, record: dict, source: str | None) -> Ver
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _tampering(source: str) -> tuple[forbidden.Finding, ...]:
+    return tuple(forbidden.tamper_scan(source))
+
+
+def _tamper_verdict(spec: CheckSpec, source: str | None) -> Verdict | None:
+    findings = _tampering(source) if source else ()
+    if not findings:
+        return None
+    listed = "; ".join(f.describe() for f in findings[:5])
+    return Verdict(
+        False,
+        f"{spec.title} was not graded: the notebook reaches into the grader, the interpreter "
+        f"or Jupyter's machinery ({listed}).\nHint: submitted notebooks may not import grader, "
+        "inspect, gc or ctypes, use get_ipython, eval/exec or dunder attributes, replace "
+        "functions of torch or numpy, or open the gradebook; remove that code and submit "
+        "again.",
+        "tampering",
+    )
+
+
 def _judge_function(spec: CheckSpec, record: dict, source: str | None, seed: int) -> Verdict:
     cases = cases_for(spec.name, seed)
     items = record.get("items")
@@ -547,6 +569,9 @@ def judge(name: str, record: dict, source: str | None = None, seed: int | None =
     if not isinstance(record, dict):
         return Verdict(False, f"{spec.title}: unreadable record.", "bad_record")
     try:
+        tampered = _tamper_verdict(spec, source)
+        if tampered:
+            return tampered
         if spec.kind == "value":
             got = _values(record)
             if set(got) != set(spec.answers):

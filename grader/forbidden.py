@@ -254,3 +254,118 @@ def tripwires() -> Iterator[set[str]]:
                 delattr(owner, name)
             else:
                 setattr(owner, name, own)
+
+
+# ---------------------------------------------------------------------------------------------
+# tampering: reaching into the grader, the worker or Jupyter's machinery
+
+#: Modules a submitted notebook may not import: they reach the grader, the interpreter's
+#: internals or the gradebook.
+TAMPER_MODULES: frozenset[str] = frozenset(
+    {"grader", "ctypes", "gc", "importlib", "builtins", "inspect", "marshal", "types", "runpy",
+     "code", "codeop", "IPython", "ipykernel", "traitlets", "sqlite3", "nbgrader", "pickle",
+     "dill", "cffi", "_ctypes", "sysconfig", "site", "atexit", "signal"}
+)
+#: Built-in names that evaluate code or reach attributes by computed names.
+TAMPER_BUILTINS: frozenset[str] = frozenset(
+    {"get_ipython", "__import__", "eval", "exec", "compile", "globals", "vars", "locals",
+     "setattr", "delattr", "__builtins__"}
+)
+#: Attributes (on anything) that reach frames, the probe's sink or Jupyter's input pipeline.
+TAMPER_ATTRS: frozenset[str] = frozenset(
+    {"settrace", "setprofile", "_getframe", "f_back", "f_globals", "f_locals", "f_builtins",
+     "f_code", "gi_frame", "cr_frame", "tb_frame", "input_transformers_cleanup",
+     "input_transformers_post", "ast_transformers", "run_cell", "user_ns", "meta_path",
+     "path_hooks", "set_sink", "set_seed", "_sink", "_seed", "_CHANNEL",
+     "register_cell_magic", "register_line_magic", "register_magic_function"}
+)
+#: Attributes of os/posix/sys that write to raw file descriptors or reach loaded modules.
+TAMPER_OS_ATTRS: frozenset[str] = frozenset(
+    {"modules", "write", "fdopen", "dup", "dup2", "pwrite", "writev", "sendfile",
+     "memfd_create", "fork", "forkpty", "open", "openpty"}
+)
+#: Dunder attributes a student may use (everything else with __ is off limits).
+ALLOWED_DUNDERS: frozenset[str] = frozenset(
+    {"__init__", "__name__", "__doc__", "__version__", "__len__", "__getitem__", "__setitem__",
+     "__call__", "__repr__", "__str__", "__iter__", "__next__", "__eq__", "__main__",
+     "__future__", "__contains__", "__enter__", "__exit__", "__post_init__"}
+)
+_OS = ("os", "posix", "sys", "nt")
+_TAMPER_STRINGS = ("/proc", "/dev/fd", "gradebook", "grader", "/sys/", "nbgrader")
+
+
+def tamper_scan(source: str) -> list[Finding]:
+    """Find code that reaches into the grader, the worker or Jupyter's machinery.
+
+    Honest answers to these exercises need none of it, and every way of forging a check's
+    result in the student's process (replacing modules in ``sys.modules``, swapping the
+    probe's sink, input or AST transformers, frame inspection, writing to the worker's
+    channel, monkeypatching torch or numpy) goes through something listed here. Any finding
+    fails the notebook's checks with the finding's line.
+    """
+    text = _strip_magics(source)
+    lines = text.splitlines()
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []  # the cell errors in the worker anyway; nothing of it runs
+    found: list[Finding] = []
+
+    def add(name: str, node: ast.AST) -> None:
+        line = getattr(node, "lineno", 0)
+        snippet = lines[line - 1].strip() if 0 < line <= len(lines) else name
+        found.append(Finding(name, line, snippet[:120]))
+
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                node.module or ""]
+            for module in modules:
+                if module.split(".")[0] in TAMPER_MODULES:
+                    add(f"import {module}", node)
+            for alias in node.names:
+                imported.add((alias.asname or alias.name).split(".")[0])
+                from_os = isinstance(node, ast.ImportFrom) and (node.module or "") in _OS
+                if alias.name in TAMPER_ATTRS or (from_os and alias.name in TAMPER_OS_ATTRS):
+                    add(alias.name, node)
+        elif isinstance(node, ast.Name) and node.id in TAMPER_BUILTINS:
+            add(node.id, node)
+        elif isinstance(node, ast.Attribute):
+            receiver = node.value.id if isinstance(node.value, ast.Name) else None
+            if node.attr in TAMPER_ATTRS or (receiver in _OS and node.attr in TAMPER_OS_ATTRS):
+                add(f".{node.attr}", node)
+            elif node.attr.startswith("__") and node.attr not in ALLOWED_DUNDERS:
+                add(f".{node.attr}", node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id == "open" and node.args
+                and not isinstance(node.args[0], ast.Constant | ast.Name | ast.JoinedStr)):
+            add("open() of a computed path or a file descriptor", node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id == "open" and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, int)):
+            add("open() of a file descriptor", node)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(marker in node.value for marker in _TAMPER_STRINGS):
+                add(repr(node.value[:40]), node)
+    # Monkeypatching: assigning to an attribute of an imported module (torch.allclose = ...).
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Attribute):
+                    root = sub.value
+                    while isinstance(root, ast.Attribute):
+                        root = root.value
+                    if isinstance(root, ast.Name) and root.id in imported:
+                        add(f"assignment to {root.id}.…{sub.attr}", node)
+    unique: dict[tuple[int, str], Finding] = {}
+    for finding in found:
+        unique.setdefault((finding.line, finding.name), finding)
+    return sorted(unique.values(), key=lambda f: (f.line, f.name))

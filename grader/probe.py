@@ -63,6 +63,12 @@ def set_sink(sink: Sink | None, seed: int | None = None) -> None:
         _seed = seed
 
 
+def set_seed(seed: int) -> None:
+    """Draw the random cases from ``seed`` from now on."""
+    global _seed
+    _seed = int(seed)
+
+
 # ---------------------------------------------------------------------------------------------
 # encoding answers as plain data
 

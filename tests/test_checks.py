@@ -270,3 +270,43 @@ def test_forged_record_for_wrong_seed_is_judged_on_the_grader_seed(records: dict
         probe.set_sink(lambda name, record: records.__setitem__(name, record), seed=0)
     assert judge("corr2d", records["corr2d"]).passed
     assert not judge("corr2d", records["corr2d"], seed=0).passed
+
+
+TAMPERING = [
+    "import torch\ntorch.allclose = lambda *a, **k: True",
+    "import numpy as np\nnp.testing.assert_allclose = lambda *a, **k: None",
+    "import sys\nprobe = sys.modules['grader.probe']",
+    "get_ipython().input_transformers_cleanup.append(lambda lines: [])",
+    "from grader.reference import corr2d",
+    "import importlib\nm = importlib.import_module('gra' + 'der.probe')",
+    "import os\nos.write(3, b'{}')",
+    "f = open(3, 'w')",
+    "subs = ().__class__.__base__.__subclasses__()",
+    "data = open('../../gradebook.db', 'rb').read()",
+    "exec('import gra' + 'der')",
+]
+
+
+@pytest.mark.parametrize("code", TAMPERING)
+def test_tampering_fails_every_check(records: dict, code: str) -> None:
+    source = code + "\n\n" + R.solution_source("corr2d")
+    verdict = run_check(records, "corr2d", {"corr2d": R.corr2d}, source=source)
+    assert not verdict.passed and verdict.hint == "tampering", verdict.message
+    verdict = run_check(records, "out_1_0", {"out_1_0": 4.0}, source=source)
+    assert not verdict.passed and verdict.hint == "tampering"
+
+
+HONEST_EXTRAS = [
+    "import matplotlib.pyplot as plt\nplt.imshow([[1, 2], [3, 4]])",
+    "import re\npattern = re.compile('a+')",
+    "with open('notes.txt', 'w') as fh:\n    fh.write('scratch')",
+    "import torch.nn.functional as F\nprint(F.conv2d(torch.ones(1, 1, 3, 3),\n               torch.ones(1, 1, 2, 2)))",
+    "import math, itertools, functools, time, random, collections\nprint(torch.__version__)",
+    "%matplotlib inline\n!echo hi",
+]
+
+
+@pytest.mark.parametrize("code", HONEST_EXTRAS)
+def test_honest_scratch_code_is_not_tampering(records: dict, code: str) -> None:
+    source = code + "\n\n" + R.solution_source("corr2d")
+    assert run_check(records, "corr2d", {"corr2d": R.corr2d}, source=source).passed
