@@ -300,7 +300,8 @@ HONEST_EXTRAS = [
     "import matplotlib.pyplot as plt\nplt.imshow([[1, 2], [3, 4]])",
     "import re\npattern = re.compile('a+')",
     "with open('notes.txt', 'w') as fh:\n    fh.write('scratch')",
-    "import torch.nn.functional as F\nprint(F.conv2d(torch.ones(1, 1, 3, 3),\n               torch.ones(1, 1, 2, 2)))",
+    "import torch.nn.functional as F\n"
+    "print(F.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2)))",
     "import math, itertools, functools, time, random, collections\nprint(torch.__version__)",
     "%matplotlib inline\n!echo hi",
 ]
