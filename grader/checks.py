@@ -551,7 +551,8 @@ _VALUE_JUDGES: dict[str, Callable[[CheckSpec, dict], Verdict]] = {
 }
 
 
-def judge(name: str, record: dict, source: str | None = None, seed: int | None = None) -> Verdict:
+def judge(name: str, record: dict, source: str | None = None, seed: int | None = None,
+          tamper_scan: bool = True) -> Verdict:
     """Judge the record of check ``name``.
 
     Args:
@@ -559,6 +560,10 @@ def judge(name: str, record: dict, source: str | None = None, seed: int | None =
         record: what :mod:`grader.probe` recorded in the student's process.
         source: the student's code; when given, the static forbidden-API scan runs on it.
         seed: the cases' seed; ``None`` takes the one in the record (in-process judging).
+        tamper_scan: fail every check of a ``source`` that reaches into the grader
+            (:func:`grader.forbidden.tamper_scan`). In-process judging turns it off: there
+            the student's kernel is trusted anyway, and the instructor's source notebooks
+            import the reference on purpose.
 
     Returns:
         The verdict. A record that cannot be read is a failed verdict, never an exception.
@@ -569,7 +574,7 @@ def judge(name: str, record: dict, source: str | None = None, seed: int | None =
     if not isinstance(record, dict):
         return Verdict(False, f"{spec.title}: unreadable record.", "bad_record")
     try:
-        tampered = _tamper_verdict(spec, source)
+        tampered = _tamper_verdict(spec, source) if tamper_scan else None
         if tampered:
             return tampered
         if spec.kind == "value":
