@@ -135,6 +135,18 @@ def _student(sub: Mapping[str, Any]) -> str:
     return str(sub.get("student") or "student")
 
 
+def _ungraded(sub: Mapping[str, Any]) -> bool:
+    """True when the submission got no score at all.
+
+    The grader marks that with ``"graded": False``; without that key, an ``error`` means the
+    submission was not graded. A graded submission may still carry an ``error`` (a repaired
+    notebook, a timed-out cell): its tests are reported and the error is shown as a note.
+    """
+    if "graded" in sub:
+        return not sub.get("graded")
+    return bool(sub.get("error"))
+
+
 def _test_passed(test: Mapping[str, Any]) -> bool:
     return bool(test.get("passed"))
 
@@ -200,7 +212,7 @@ def junit_xml(result: Mapping[str, Any]) -> str:
         ET.SubElement(props, "property", name="max_score", value=_fmt(sub.get("max_score")))
         counts = {"tests": 0, "failures": 0, "errors": 0}
         error = sub.get("error")
-        if error:
+        if _ungraded(sub):
             case = ET.SubElement(suite, "testcase", classname=classname, name="autograde")
             message = _xml_safe(_text(error).strip() or "the submission could not be graded")
             node = ET.SubElement(case, "error", message=message, type="AutogradeError")
@@ -217,6 +229,9 @@ def junit_xml(result: Mapping[str, Any]) -> str:
                     message = _xml_safe(_text(test.get("message")).strip() or "check failed")
                     node = ET.SubElement(case, "failure", message=message, type="AssertionError")
                     node.text = _xml_safe(_failure_text(test)) or message
+            if error:
+                note = ET.SubElement(suite, "system-err")
+                note.text = _xml_safe(_text(error).strip())
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value
@@ -276,7 +291,7 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
     for sub in subs:
         tests = _tests(sub)
         passed = sum(_test_passed(t) for t in tests)
-        if sub.get("error"):
+        if _ungraded(sub):
             status = "⚠️ not graded"
         elif passed == len(tests):
             status = "✅"
@@ -292,10 +307,12 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
         student = escape_markdown_cell(_student(sub), limit=None)
         lines.append(f"### {student}: {_fmt(sub.get('score'))}/{_fmt(sub.get('max_score'))}")
         lines.append("")
-        if sub.get("error"):
-            lines.append(f"⚠️ **Not graded:** {escape_markdown_cell(sub.get('error'))}")
-            lines.append("")
+        if _ungraded(sub):
+            message = escape_markdown_cell(sub.get("error") or "no score could be computed")
+            lines += [f"⚠️ **Not graded:** {message}", ""]
             continue
+        if sub.get("error"):
+            lines += [f"⚠️ **Note:** {escape_markdown_cell(sub.get('error'))}", ""]
         tests = _tests(sub)
         if not tests:
             lines += ["No graded cells were found.", ""]
@@ -356,7 +373,7 @@ def classroom_payload(result: Mapping[str, Any]) -> dict[str, Any]:
     for sub in subs:
         student = _student(sub)
         max_score += _num(sub.get("max_score"))
-        if sub.get("error"):
+        if _ungraded(sub):
             any_error = True
             name = f"{student}: autograde" if prefix else "autograde"
             message = _text(sub.get("error")).strip() or "the submission could not be graded"

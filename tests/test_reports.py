@@ -234,3 +234,20 @@ def test_reports_do_not_import_torch() -> None:
     code = "import sys, grader.reports; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_graded_submission_with_a_problem_keeps_its_tests() -> None:
+    """``graded: True`` plus an ``error`` (e.g. a repaired notebook) is a note, not an error."""
+    sub = dict(_result()["results"][1], graded=True, error="a deleted test cell was restored")
+    result = {"assignment": "channels_pooling", "results": [sub]}
+    root = ET.fromstring(reports.junit_xml(result).split("\n", 1)[1])
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
+    assert "restored" in suite.find("system-err").text
+    text = reports.markdown_summary(result)
+    assert "⚠️ **Note:** a deleted test cell was restored" in text and "not graded" not in text
+    payload = reports.classroom_payload(result)
+    assert payload["status"] == "fail" and len(payload["tests"]) == 2
+    ungraded = dict(sub, graded=False, error="not valid JSON")
+    payload = reports.classroom_payload({"assignment": "x", "results": [ungraded]})
+    assert payload["status"] == "error" and payload["tests"][0]["name"] == "autograde"
