@@ -1,0 +1,213 @@
+"""grader.autograde: the whole pipeline, on the tiny course and on the real assignments."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from conftest import real_assignments, tiny_release, tiny_submission, write_nb
+
+from grader.autograde import AutogradeError, autograde, discover
+
+TINY_STUDENTS = ("alice", "bob", "carl", "dave", "erin", "frank", "gina", "hank")
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _by_student(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["student"]: r for r in result["results"]}
+
+
+def _scores(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {r["student"]: {t["grade_id"]: t["score"] for t in r["tests"]}
+            for r in result["results"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of loose tiny notebooks, one per student, good and bad."""
+    folder = tmp_path_factory.mktemp("tiny_subs")
+    write_nb(tiny_submission(tiny_course), folder / "alice.ipynb")
+    write_nb(tiny_submission(tiny_course, add="return a - b", mul="return a + b"),
+             folder / "bob.ipynb")
+    write_nb(tiny_release(tiny_course), folder / "carl.ipynb")
+    nb = tiny_submission(tiny_course)
+    nb.cells = [c for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") != "mul_tests"]
+    write_nb(nb, folder / "dave.ipynb")  # deleted a test cell
+    nb = tiny_submission(tiny_course)
+    dup = nbformat.from_dict(nb.cells[3])
+    nb.cells.insert(4, dup)
+    write_nb(nb, folder / "erin.ipynb")  # duplicated grade_id add_tests
+    nb = tiny_submission(tiny_course)
+    nb.cells.insert(4, nbformat.v4.new_code_cell("while True:\n    pass"))
+    write_nb(nb, folder / "frank.ipynb")  # infinite loop after add_tests
+    nb = tiny_submission(tiny_course)
+    nb.cells.insert(4, nbformat.v4.new_code_cell("import os\nos.kill(os.getpid(), 9)"))
+    write_nb(nb, folder / "gina.ipynb")  # crashes the worker after add_tests
+    (folder / "hank.ipynb").write_text('{"cells": [')  # invalid JSON
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_fast(tiny_course: Path, tiny_folder: Path, tmp_path_factory) -> dict[str, Any]:
+    import sys
+
+    sys.path.insert(0, str(tiny_course / "source" / "tiny"))
+    import tinycheck
+    from conftest import StubWorkerPool
+
+    before = _hashes(tiny_folder)
+    result = autograde(
+        [tiny_folder], "tiny", course=tiny_course, engine="fast",
+        timeout=3.0, judge=tinycheck.judge,
+        pool_factory=lambda jobs, sandbox, timeout: StubWorkerPool(
+            tiny_course / "source" / "tiny", timeout or 10.0),
+    )
+    result["_unchanged"] = _hashes(tiny_folder) == before
+    return result
+
+
+def test_tiny_result_shape(tiny_fast: dict[str, Any]) -> None:
+    assert tiny_fast["assignment"] == "tiny"
+    assert sorted(r["student"] for r in tiny_fast["results"]) == sorted(TINY_STUDENTS)
+    for r in tiny_fast["results"]:
+        assert {"student", "assignment", "score", "max_score", "tests", "error"} <= set(r)
+        assert r["max_score"] == 3.0 and r["manual_max_score"] == 1.0
+        for t in r["tests"]:
+            assert set(t) == {"grade_id", "score", "max_score", "passed", "message", "hint"}
+            assert (t["message"] == "") == t["passed"]
+
+
+def test_tiny_honest_scores(tiny_fast: dict[str, Any]) -> None:
+    s = _by_student(tiny_fast)
+    assert s["alice"]["score"] == 3.0 and s["alice"]["error"] is None
+    assert s["carl"]["score"] == 0.0 and s["carl"]["error"] is None
+    bob = {t["grade_id"]: t for t in s["bob"]["tests"]}
+    assert bob["add_tests"]["message"] == "add(1, 1) should be 2"  # the visible assert
+    assert bob["mul_tests"]["message"].startswith("mul: expected [2, 12, 0]")  # the verdict
+    assert bob["mul_tests"]["hint"] == "mul_wrong"
+
+
+def test_tiny_bad_submissions_get_error_entries(tiny_fast: dict[str, Any]) -> None:
+    s = _by_student(tiny_fast)
+    assert "mul_tests" in s["dave"]["error"] and s["dave"]["graded"]
+    assert s["dave"]["score"] == 3.0  # the restored test cell ran and passed
+    assert "appears 2 times" in s["erin"]["error"] and s["erin"]["score"] == 3.0
+    for name in ("frank", "gina"):
+        entry = s[name]
+        assert entry["error"] and entry["graded"], name
+        tests = {t["grade_id"]: t for t in entry["tests"]}
+        assert tests["add_tests"]["passed"], name  # ran before the problem
+        assert not tests["mul_tests"]["passed"] and "did not run" in tests["mul_tests"][
+            "message"], name
+    assert "longer than" in s["frank"]["error"]
+    assert "crashed" in s["gina"]["error"]
+    assert not s["hank"]["graded"] and "not valid JSON" in s["hank"]["error"]
+
+
+def test_tiny_originals_unchanged(tiny_fast: dict[str, Any]) -> None:
+    assert tiny_fast["_unchanged"]
+
+
+def test_tiny_stock_engine_agrees(tiny_course: Path, tiny_folder: Path, tiny_fast, tmp_path):
+    honest = tmp_path / "honest"
+    honest.mkdir()
+    for name in ("alice", "bob", "carl", "dave", "erin"):
+        shutil.copy(tiny_folder / f"{name}.ipynb", honest)
+    stock = autograde([honest], "tiny", course=tiny_course, engine="nbgrader")
+    fast = {k: v for k, v in _scores(tiny_fast).items() if k in _scores(stock)}
+    assert _scores(stock) == fast
+    assert {r["student"]: r["error"] for r in stock["results"]} == {
+        r["student"]: r["error"] for r in tiny_fast["results"] if r["student"] in fast}
+
+
+def test_discover_layouts(tmp_path: Path, tiny_course: Path) -> None:
+    nb = tiny_submission(tiny_course)
+    write_nb(nb, tmp_path / "submitted" / "zoe" / "tiny" / "tiny.ipynb")
+    write_nb(nb, tmp_path / "submitted" / "yan" / "tiny" / "tiny.ipynb")
+    (tmp_path / "submitted" / "yan" / "tiny" / "timestamp.txt").write_text("2026-01-01")
+    subs = discover([tmp_path / "submitted"], "tiny", "tiny")
+    assert [s.student for s in subs] == ["yan", "zoe"]
+    assert discover([tmp_path / "submitted" / "zoe"], "tiny", "tiny")[0].student == "zoe"
+    one = discover([tmp_path / "submitted" / "zoe" / "tiny" / "tiny.ipynb"], "tiny", "tiny")
+    assert one[0].student == "zoe" and one[0].folder is not None
+    loose = write_nb(nb, tmp_path / "ci" / "tiny.ipynb")
+    assert discover([loose], "tiny", "tiny")[0].student == "ci"
+    assert discover([loose], "tiny", "tiny", student="ann")[0].student == "ann"
+    twice = discover([loose, loose], "tiny", "tiny")
+    assert [s.student for s in twice] == ["ci", "ci-2"]
+    with pytest.raises(FileNotFoundError):
+        discover([tmp_path / "nope"], "tiny", "tiny")
+
+
+def test_unknown_assignment(tiny_course: Path, tmp_path: Path) -> None:
+    with pytest.raises(AutogradeError, match="no source notebook"):
+        autograde([tmp_path], "nope", course=tiny_course)
+
+
+def test_in_course_submissions_fill_the_course_gradebook(tiny_course: Path, tmp_path: Path,
+                                                        tiny_pool_factory, tiny_judge) -> None:
+    course = tmp_path / "course"
+    shutil.copytree(tiny_course, course)
+    write_nb(tiny_submission(tiny_course), course / "submitted" / "ivy" / "tiny" / "tiny.ipynb")
+    result = autograde([course / "submitted"], "tiny", course=course,
+                       pool_factory=tiny_pool_factory, judge=tiny_judge)
+    assert result["results"][0]["score"] == 3.0
+    assert (course / "autograded" / "ivy" / "tiny" / "tiny.ipynb").exists()
+    assert (course / "gradebook.db").exists()
+    from grader.gradebook import export_grades
+
+    csv = export_grades(tmp_path / "grades.csv", course=str(course))
+    assert "ivy" in csv.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# the real assignments: fast and stock engines agree on the demo class
+
+
+@pytest.fixture(scope="module")
+def demo_course(course_copy: Path, tmp_path_factory) -> Path:
+    demo = pytest.importorskip("grader.demo")
+    root = tmp_path_factory.mktemp("demo") / "course"
+    shutil.copytree(course_copy, root)
+    demo.make_demo_class(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def engines(demo_course: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for assignment in real_assignments():
+        subs = [demo_course / "submitted" / s / assignment for s in ("ada", "ben", "cy")]
+        out[assignment] = {
+            "fast": autograde(subs, assignment, course=demo_course, engine="fast",
+                              workdir=demo_course.parent / f"fast-{assignment}"),
+            "nbgrader": autograde(subs, assignment, course=demo_course, engine="nbgrader",
+                                  workdir=demo_course.parent / f"stock-{assignment}"),
+        }
+    return out
+
+
+@pytest.mark.parametrize("assignment", real_assignments())
+def test_engines_agree_on_demo_class(engines, assignment: str) -> None:
+    fast, stock = engines[assignment]["fast"], engines[assignment]["nbgrader"]
+    assert _scores(fast) == _scores(stock)
+    by = _by_student(fast)
+    assert by["ada"]["score"] == by["ada"]["max_score"] > 0
+    assert by["cy"]["score"] == 0
+    assert by["ben"]["score"] < by["ben"]["max_score"]
+    for r in fast["results"]:
+        assert r["error"] is None and r["graded"]
+    stock_msgs = {(r["student"], t["grade_id"]): t["message"]
+                  for r in stock["results"] for t in r["tests"]}
+    for r in fast["results"]:
+        for t in r["tests"]:
+            assert t["message"] == stock_msgs[(r["student"], t["grade_id"])]
