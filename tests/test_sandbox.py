@@ -1,0 +1,205 @@
+"""grader.sandbox: what a submission can and cannot see or do inside bubblewrap."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox
+from grader.worker import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = Limits(
+    wall_seconds=5.0,
+    cpu_seconds=3,
+    memory_bytes=2**30,
+    max_processes=16,
+    max_output_bytes=2**20,
+    max_file_bytes=8 * 2**20,
+)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    """A sandboxed fork server over the real grader package."""
+    os.environ["CONVGRADE_TEST_SECRET"] = "must-not-leak"
+    with WorkerPool(1, sandbox=True, limits=SMALL) as p:
+        yield p
+    os.environ.pop("CONVGRADE_TEST_SECRET", None)
+
+
+def run(p: WorkerPool, *sources: str) -> RunResult:
+    return p.run([CellJob(index=i, source=s) for i, s in enumerate(sources)])
+
+
+def stdout(result: RunResult, cell: int = 0) -> str:
+    assert result.cells[cell].error is None, result.cells[cell].error
+    return "".join(
+        o.get("text", "") for o in result.cells[cell].outputs if o["output_type"] == "stream"
+    )
+
+
+def test_no_network(pool: WorkerPool) -> None:
+    result = run(
+        pool,
+        "import socket\n"
+        "for addr in [('151.101.0.223', 443), ('1.1.1.1', 53), ('127.0.0.1', 22)]:\n"
+        "    s = socket.socket()\n"
+        "    s.settimeout(2)\n"
+        "    try:\n"
+        "        s.connect(addr)\n"
+        "        print('connected', addr)\n"
+        "    except OSError as e:\n"
+        "        print('blocked', type(e).__name__)\n",
+        "import socket\n"
+        "try:\n"
+        "    socket.getaddrinfo('pypi.org', 443)\n"
+        "    print('resolved')\n"
+        "except OSError:\n"
+        "    print('no dns')\n",
+    )
+    assert "connected" not in stdout(result, 0)
+    assert stdout(result, 1) == "no dns\n"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        str(REPO),
+        str(REPO / "grader" / "reference.py"),
+        str(REPO / "gradebook.db"),
+        str(REPO / "source"),
+        "/root/.ssh",
+        "/root/.bashrc",
+        "/work",
+        "/home",
+    ],
+)
+def test_host_paths_are_invisible(pool: WorkerPool, path: str) -> None:
+    result = run(pool, f"import os\nprint(os.path.exists({path!r}))")
+    assert stdout(result) == "False\n"
+
+
+def test_root_holds_only_the_interpreter_path(pool: WorkerPool) -> None:
+    result = run(pool, "import os\nprint(os.listdir('/root') if os.path.isdir('/root') else [])")
+    assert stdout(result).strip() in ("[]", "['.pyenv']")
+
+
+def test_only_worker_modules_are_staged(pool: WorkerPool) -> None:
+    result = run(
+        pool,
+        "import grader, os\nprint(sorted(os.listdir(os.path.dirname(grader.__file__))))",
+        "import grader.reference",
+        "import grader.checks",
+        "import grader.hints",
+    )
+    listed = eval(stdout(result, 0))  # noqa: S307 - our own printed list
+    allowed = set(sandbox.worker_modules(REPO / "grader")) | {"__pycache__"}
+    assert set(listed) <= allowed
+    for cell in result.cells[1:]:
+        assert cell.error is not None and cell.error["ename"] == "ModuleNotFoundError"
+
+
+def test_environment_is_clean(pool: WorkerPool) -> None:
+    result = run(
+        pool,
+        "import os\nprint('CONVGRADE_TEST_SECRET' in os.environ, os.getcwd().startswith('/tmp/'))",
+    )
+    assert stdout(result) == "False True\n"
+
+
+def test_read_only_system_and_unprivileged_child(pool: WorkerPool) -> None:
+    result = run(
+        pool,
+        "import os, sys\nprint(os.getuid() != 0, os.getgid() != 0)",
+        "import sys\nopen(sys.prefix + '/evil.txt', 'w')",
+        "open('/usr/evil.txt', 'w')",
+        "open('/tmp/evil.txt', 'w')",
+    )
+    assert stdout(result, 0) == "True True\n"
+    for cell in result.cells[1:]:
+        assert cell.error is not None and cell.error["ename"] in ("PermissionError", "OSError")
+
+
+def test_fork_bomb_stops_at_the_process_limit(pool: WorkerPool) -> None:
+    result = run(
+        pool,
+        "import os, time\nn = 0\ntry:\n"
+        "    for _ in range(200):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "except OSError as e:\n"
+        "    print('stopped', n, e.errno)\n",
+    )
+    assert result.error is None
+    words = stdout(result).split()
+    assert words[0] == "stopped" and int(words[1]) < SMALL.max_processes and words[2] == "11"
+    after = run(pool, "import os\nprint(sum(p.isdigit() for p in os.listdir('/proc')))")
+    assert int(stdout(after)) <= 3  # the sleeping children were killed
+
+
+def test_file_limits(pool: WorkerPool) -> None:
+    big = run(pool, "open('big.bin', 'wb').write(b'x' * 9 * 2**20)")
+    assert big.cells[0].error is not None and big.cells[0].error["ename"] == "OSError"  # EFBIG
+    many = run(pool, "for i in range(40):\n    open(f'f{i}', 'wb').write(b'x' * 2**20)")
+    assert many.error is not None and "wrote more than 8 MB of files" in many.error
+    after = run(pool, "import shutil\nprint(shutil.disk_usage('/tmp').used < 4 * 2**20)")
+    assert stdout(after) == "True\n"
+
+
+def test_missing_bwrap_raises(tmp_path: Path) -> None:
+    with pytest.raises(SandboxUnavailable, match="bwrap executable .* does not exist"):
+        WorkerPool(1, sandbox=True, bwrap=str(tmp_path / "no-such-bwrap"))
+
+
+def test_missing_bwrap_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "missing" / "bwrap"))
+    with pytest.raises(SandboxUnavailable, match="--no-sandbox"):
+        WorkerPool(1)
+
+
+def test_broken_bwrap_fails_the_smoke_test(tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    with pytest.raises(SandboxUnavailable, match="smoke test failed.*namespace"):
+        WorkerPool(1, sandbox=True, bwrap=str(fake))
+
+
+def test_no_sandbox_needs_no_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "missing"))
+    WorkerPool(1, sandbox=False).close()  # servers start lazily: nothing to run here
+
+
+def test_worker_modules_are_read_statically(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(
+        "import torch\nWORKER_MODULES = ('__init__.py', 'probe.py')\n"
+    )
+    assert sandbox.worker_modules(tmp_path) == ("__init__.py", "probe.py")
+    (tmp_path / "probe.py").write_text("x = 1\n")
+    assert sandbox.worker_modules(tmp_path) == sandbox.DEFAULT_WORKER_MODULES
+    assert sandbox.worker_modules(tmp_path / "nowhere") == sandbox.DEFAULT_WORKER_MODULES
+    assert "reference.py" not in sandbox.worker_modules(REPO / "grader")
+
+
+def test_stage_copies_only_worker_modules(tmp_path: Path) -> None:
+    pkg = tmp_path / "grader"
+    pkg.mkdir()
+    for name in ("__init__.py", "probe.py", "cases.py", "reference.py", "checks.py"):
+        (pkg / name).write_text("")
+    server = tmp_path / "worker.py"
+    server.write_text("")
+    staged = sandbox.stage(pkg, server, tmp_path / "stage")
+    assert sorted(p.name for p in (staged / "grader").iterdir()) == [
+        "__init__.py",
+        "cases.py",
+        "probe.py",
+    ]
+    assert (staged / sandbox.SERVER_SCRIPT).exists()
