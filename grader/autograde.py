@@ -39,9 +39,10 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -641,12 +642,9 @@ def autograde(
     try:
         for sub in gradable:
             _stage(ws, sub, assignment, spec.notebook_name)
-        if gradable:
-            release = (ws.temporary or ws.root) / "release"
-            gbmod.register_assignment(ws.config, assignment, release, log)
-
         preprocessors: list[Any] | None = None
         runner: _FastRunner | None = None
+        release = (ws.temporary or ws.root) / "release"
         if engine == "fast" and gradable:
             factory = pool_factory or _default_pool_factory
             try:
@@ -655,22 +653,38 @@ def autograde(
                 if type(exc).__name__ == "SandboxUnavailable":
                     raise AutogradeError(str(exc)) from exc
                 raise
-            runner = _FastRunner(pool, spec, judge or _default_judge(),
-                                 {s.student: s for s in gradable})
-            # 3. run every submission in parallel (its cells as nbgrader will see them)
+            # 3. run every submission in the pool (its cells as nbgrader will see them) in a
+            # background thread, while this thread loads nbgrader and the checks.
             notebooks = [_sanitized_cells(s) for s in gradable]
+            done: list[tuple[int, Any]] = []
+            failure: list[BaseException] = []
+
+            def consume() -> None:
+                try:
+                    for k, (position, run) in enumerate(
+                            pool.map([cell_jobs(nb) for nb in notebooks]), 1):
+                        done.append((position, run))
+                        report("run", k, len(gradable), gradable[position].student)
+                except BaseException as exc:  # re-raised in the main thread
+                    failure.append(exc)
+
+            thread = threading.Thread(target=consume, name="convgrade-map", daemon=True)
+            thread.start()
             try:
-                results: Iterator[tuple[int, Any]] = pool.map([cell_jobs(nb)
-                                                               for nb in notebooks])
-                for k, (position, run) in enumerate(results, 1):
-                    sub = gradable[position]
-                    runner.runs[sub.student] = (_job_key(notebooks[position]), run)
-                    report("run", k, len(gradable), sub.student)
-            except Exception as exc:
-                if type(exc).__name__ == "SandboxUnavailable":
-                    raise AutogradeError(str(exc)) from exc
-                raise
+                gbmod.register_assignment(ws.config, assignment, release, log)
+                the_judge = judge or _default_judge()
+            finally:
+                thread.join()
+            if failure:
+                if type(failure[0]).__name__ == "SandboxUnavailable":
+                    raise AutogradeError(str(failure[0])) from failure[0]
+                raise failure[0]
+            runner = _FastRunner(pool, spec, the_judge, {s.student: s for s in gradable})
+            for position, run in done:
+                runner.runs[gradable[position].student] = (_job_key(notebooks[position]), run)
             preprocessors = _fast_preprocessors(runner)
+        elif gradable:
+            gbmod.register_assignment(ws.config, assignment, release, log)
 
         # 4-5. judge and record through nbgrader, one student at a time
         for k, sub in enumerate(gradable, 1):
