@@ -75,7 +75,7 @@ def test_triggers_and_job() -> None:
     assert job["runs-on"] == "ubuntu-latest"
     assert wf["permissions"]["checks"] == "write"
     env = wf["env"]
-    assert env["COURSE_PACKAGE"].startswith("convgrade @ git+")
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", env["COURSE_REPO"]) and env["COURSE_REF"]
     assert env["ASSIGNMENT"] and env["NOTEBOOK"].endswith(".ipynb")
 
 
@@ -86,10 +86,14 @@ def test_steps() -> None:
     python = _step_using("actions/setup-python@")
     assert str(python["with"]["python-version"]) == "3.11"
     assert "apt-get install" in _step("apt")["run"] and "bubblewrap" in _step("apt")["run"]
-    assert 'pip install "$COURSE_PACKAGE"' in _step("install")["run"]
+    course = next(s for s in steps if s.get("with", {}).get("path") == ".course")
+    assert course["uses"] == "actions/checkout@v4"
+    assert course["with"]["repository"] == "${{ env.COURSE_REPO }}"
+    assert "pip install ./.course" in _step("install")["run"]
 
     grade = _step(RUNNER_ID)["run"]
     assert 'python -m grader autograde "$NOTEBOOK" --assignment "$ASSIGNMENT"' in grade
+    assert "--course .course" in grade
     for flag in (
         "--json results.json",
         "--junit results.xml",
@@ -210,7 +214,7 @@ def _run_step(
 def _base_env(tmp_path: Path, extra_path: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     for key, value in _workflow()["env"].items():
-        if key not in ("COURSE_PACKAGE", "PIP_EXTRA_INDEX_URL"):
+        if key != "PIP_EXTRA_INDEX_URL":
             env[key] = str(value)
     path = [str(VENV_BIN), env.get("PATH", "")]
     if extra_path is not None:
@@ -262,17 +266,20 @@ def _grader_cli_available() -> str | None:
     return None
 
 
-def _demo_notebook(tmp_path: Path, student: str, assignment: str) -> Path:
-    """A demo submission from ``python -m grader.demo`` on a temporary copy of the course."""
-    course = tmp_path / "course"
+@pytest.fixture(scope="module")
+def demo_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary copy of the course with ``python -m grader.demo`` submissions in it."""
+    reason = _grader_cli_available()
+    if reason:
+        pytest.skip(f"needs the grader CLI and grader.demo: {reason}")
+    course = tmp_path_factory.mktemp("demo") / "course"
     course.mkdir()
     for name in ("source", "release"):
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, course / name)
+        shutil.copytree(ROOT / name, course / name)
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     env = dict(os.environ, PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
     proc = subprocess.run(
-        [sys.executable, "-m", "grader.demo", "--course", str(course)],
+        [sys.executable, "-m", "grader.demo", "--course", str(course), "--students", "ada", "ben"],
         cwd=course,
         env=env,
         capture_output=True,
@@ -281,40 +288,49 @@ def _demo_notebook(tmp_path: Path, student: str, assignment: str) -> Path:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    notebook = course / "submitted" / student / assignment / f"{assignment}.ipynb"
-    assert notebook.is_file(), f"grader.demo wrote no {notebook}"
-    return notebook
+    return course
 
 
-@pytest.mark.parametrize("student", ["ada", "ben"])
-def test_run_blocks_on_a_demo_submission(tmp_path: Path, student: str) -> None:
-    reason = _grader_cli_available()
-    if reason:
-        pytest.skip(f"needs the grader CLI and grader.demo: {reason}")
+@pytest.mark.parametrize(
+    ("student", "grader_args", "exit_code", "status"),
+    [
+        ("ada", "", 0, "pass"),  # the demo's all-correct student
+        ("ben", "", 0, "fail"),  # typical mistakes: graded (exit 0), the checks fail
+        ("ben", "--fail-under 100", 1, "fail"),  # GRADER_ARGS reach the grader
+    ],
+)
+def test_run_blocks_on_a_demo_submission(
+    tmp_path: Path, demo_course: Path, student: str, grader_args: str, exit_code: int, status: str
+) -> None:
     env = _base_env(tmp_path)
+    env["GRADER_ARGS"] = grader_args
     assignment = env["ASSIGNMENT"]
     workdir = tmp_path / "repo"
     workdir.mkdir()
-    shutil.copy2(_demo_notebook(tmp_path, student, assignment), workdir / env["NOTEBOOK"])
+    notebook = demo_course / "submitted" / student / assignment / f"{assignment}.ipynb"
+    assert notebook.is_file(), f"grader.demo wrote no {notebook}"
+    shutil.copy2(notebook, workdir / env["NOTEBOOK"])
+    # what the "Checkout the course" step puts in .course (the package itself is installed)
+    (workdir / ".course").mkdir()
+    shutil.copytree(ROOT / "source", workdir / ".course" / "source")
+    shutil.copy2(ROOT / "nbgrader_config.py", workdir / ".course" / "nbgrader_config.py")
 
     outputs, verdict, log = _run_job(workdir, env)
     for name in OUTPUT_FILES:
         assert (workdir / name).is_file(), f"{name} missing:\n{log}"
-    exit_code = int(outputs[RUNNER_ID]["exit_code"])
-    assert verdict == exit_code
+    assert outputs[RUNNER_ID]["exit_code"] == str(exit_code), log
+    assert verdict == exit_code, log
     payload = _decode(outputs)
     assert payload == json.loads((workdir / "classroom.json").read_text(encoding="utf-8"))
+    assert payload["status"] == status
     results = json.loads((workdir / "results.json").read_text(encoding="utf-8"))
     (sub,) = results["results"]
     assert sum(t["score"] for t in payload["tests"]) == pytest.approx(sub["score"])
-    assert payload["max_score"] == pytest.approx(sub["max_score"])
+    assert payload["max_score"] == pytest.approx(sub["max_score"]) and sub["max_score"] > 0
+    if status == "pass":
+        assert sub["score"] == sub["max_score"]
+    else:
+        assert any(t["status"] == "fail" and t["message"] for t in payload["tests"])
     summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8")
     assert summary == (workdir / "summary.md").read_text(encoding="utf-8")
-    if student == "ada":  # the demo's all-correct student
-        assert exit_code == 0, log
-        assert payload["status"] == "pass"
-        assert sub["score"] == sub["max_score"] > 0
-    else:
-        assert exit_code == 1, log
-        assert payload["status"] == "fail"
-        assert any(t["status"] == "fail" for t in payload["tests"])
+    assert f"## Autograde: {assignment}" in summary
