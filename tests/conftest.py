@@ -31,7 +31,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = str(Path(sys.executable).parent)
 
-TINYCHECK = '''"""Checks for the tiny test assignment (a stand-in for grader.probe + grader.checks)."""
+TINYCHECK = '''"""Checks for the tiny test assignment (stands in for grader.probe + checks)."""
 from collections import namedtuple
 
 Verdict = namedtuple("Verdict", "passed message hint")
@@ -321,4 +321,15 @@ def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in real_assignments():
         run_nbgrader(root, "generate_assignment", name, "--force")
     (root / "gradebook.db").unlink(missing_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_course(course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the real course with the demo class (ada right, ben wrong, cy blank) in
+    ``submitted/``. Treat as read-only: tests copy what they change."""
+    demo = pytest.importorskip("grader.demo")
+    root = tmp_path_factory.mktemp("demo") / "course"
+    shutil.copytree(course_copy, root)
+    demo.make_demo_class(root)
     return root

@@ -174,15 +174,6 @@ def test_in_course_submissions_fill_the_course_gradebook(tiny_course: Path, tmp_
 
 
 @pytest.fixture(scope="module")
-def demo_course(course_copy: Path, tmp_path_factory) -> Path:
-    demo = pytest.importorskip("grader.demo")
-    root = tmp_path_factory.mktemp("demo") / "course"
-    shutil.copytree(course_copy, root)
-    demo.make_demo_class(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def engines(demo_course: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for assignment in real_assignments():
