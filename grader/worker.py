@@ -10,8 +10,11 @@ child. :class:`WorkerPool` keeps ``jobs`` such servers, each inside bubblewrap
 
 Protocol (all of it data, never pickles):
 
-* parent -> server, on the server's stdin: one JSON line per submission
-  ``{"cells": [{"index", "source", "is_test", "grade_id"}], "limits": {...}, "seed": int}``;
+* parent -> server, on the server's stdin: ``b"J <length>\\n"`` and the submission's JSON
+  ``{"cells": [{"index", "source", "is_test", "grade_id"}]}`` (limits and seed are fixed per
+  server and passed at start-up). The server reads the body into a bytearray, forks, lets the
+  child parse it and zeroes its copy: one student's code never lives in the server's heap,
+  which every later child inherits. Child output passes through one zeroed buffer likewise;
 * child -> server, on a fresh pipe per child: JSON lines ``{"t": "start"|"out"|"rec"|"clear"|
   "done"|"stop"|"end", "cell": index, ...}``. The server does not parse them; it counts bytes
   (output cap), watches the clock (wall timeout), the private /tmp (file budget) and the exit
@@ -397,14 +400,36 @@ def _status_bytes(key: str) -> int:
     return 0
 
 
-def _child_setup(job: dict, workdir: str, uid: int | None, channel_fd: int) -> int:
+def _user_processes(uid: int) -> int:
+    """How many processes of ``uid`` this process can see (RLIMIT_NPROC counts them all)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                count += os.stat(f"/proc/{name}").st_uid == uid
+    return count
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            raise EOFError("the request ended early")
+        got += n
+    return buf
+
+
+def _child_setup(settings: dict, workdir: str, uid: int | None, channel_fd: int) -> int:
     """Limits, identity, fds and cwd of a fresh child; returns the channel's fd."""
     import resource
 
     os.setsid()
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
-    limits = job["limits"]
+    limits = settings["limits"]
     mem = int(limits["memory_bytes"])
     cpu = max(1, int(limits["cpu_seconds"]))
 
@@ -417,7 +442,10 @@ def _child_setup(job: dict, workdir: str, uid: int | None, channel_fd: int) -> i
     lim(resource.RLIMIT_DATA, _status_bytes("VmData") + mem)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    lim(resource.RLIMIT_NPROC, int(limits["max_processes"]))
+    nproc = int(limits["max_processes"])
+    if uid is None and os.geteuid() != 0:  # an ordinary user: the limit counts all its processes
+        nproc += _user_processes(os.getuid())
+    lim(resource.RLIMIT_NPROC, nproc)
     lim(resource.RLIMIT_FSIZE, int(limits["max_file_bytes"]))
     lim(resource.RLIMIT_CORE, 0)
     lim(resource.RLIMIT_NOFILE, 1024)
@@ -438,25 +466,35 @@ def _child_setup(job: dict, workdir: str, uid: int | None, channel_fd: int) -> i
         os.dup2(channel_fd, fd)
     os.set_inheritable(fd, False)
     os.closerange(4, 65536)
-    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "CONVGRADE_SEED": str(job["seed"])})
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir})
+    os.environ["CONVGRADE_SEED"] = str(settings["seed"])
     os.environ["MPLCONFIGDIR"] = os.path.join(workdir, ".matplotlib")
     tempfile.tempdir = workdir
     return fd
 
 
-def _child_main(job: dict, workdir: str, uid: int | None, channel_fd: int, state: dict) -> None:
-    """Run one submission's cells in the inherited shell; never returns."""
+def _child_main(
+    request: bytearray, settings: dict, workdir: str, uid: int | None, channel_fd: int, state: dict
+) -> None:
+    """Run one submission's cells in the inherited shell; never returns.
+
+    ``request`` is the submission's JSON, still unparsed: it is parsed here, in the child, so
+    the server never holds one student's code as Python objects that the next child (a copy
+    of the server's memory) could dig out.
+    """
     global _CHANNEL
     code = 0
     try:
-        fd = _child_setup(job, workdir, uid, channel_fd)
+        fd = _child_setup(settings, workdir, uid, channel_fd)
+        job = json.loads(request)
+        del request
     except BaseException:
         os._exit(_EXIT_SETUP)
     try:
         channel = _CHANNEL = _Channel(fd)
         shell = state["shell"]
         pristine: _Pristine = state["pristine"]
-        seed = int(job["seed"])
+        seed = int(settings["seed"])
         import random
 
         random.seed(seed)
@@ -508,12 +546,15 @@ def _child_main(job: dict, workdir: str, uid: int | None, channel_fd: int, state
 # ==============================================================================================
 
 
-def _write_frame(kind: bytes, payload: bytes) -> None:
-    data = kind + b" " + str(len(payload)).encode() + b"\n" + payload
-    view = memoryview(data)
-    while view:
-        n = os.write(1, view)
-        view = view[n:]
+def _write_frame(kind: bytes, payload: bytes | memoryview) -> None:
+    parts = [memoryview(kind + b" " + str(len(payload)).encode() + b"\n"), memoryview(payload)]
+    while parts:
+        n = os.writev(1, parts)
+        while parts and n >= len(parts[0]):
+            n -= len(parts[0])
+            parts.pop(0)
+        if parts and n:
+            parts[0] = parts[0][n:]
 
 
 def _write_json_frame(kind: bytes, obj: dict) -> None:
@@ -581,8 +622,13 @@ class _Server:
         self.sandboxed = bool(config.get("sandbox"))
         self.uid: int | None = config.get("uid")
         self.workroot = config["workroot"]
+        self.settings = {"limits": config["limits"], "seed": int(config.get("seed", 0))}
         self.counter = 0
         self.state: dict[str, Any] = {}
+        # Child output passes through this one buffer, zeroed after each submission, so no
+        # student's output lingers in the server's heap for the next child to find.
+        self.chunk = bytearray(1 << 16)
+        self.zeros = bytes(1 << 16)
 
     def warm(self) -> dict:
         t0 = time.perf_counter()
@@ -626,20 +672,26 @@ class _Server:
     def serve(self) -> None:
         info = self.warm()
         _write_json_frame(b"R", info)
-        stdin = sys.stdin.buffer
         while True:
-            line = stdin.readline()
-            if not line:
+            header = b""
+            while not header.endswith(b"\n"):
+                byte = os.read(0, 1)  # unbuffered: the request body is read into a bytearray
+                if not byte:
+                    return
+                header += byte
+                if len(header) > 32:
+                    return
+            kind, size = header.split()
+            if kind != b"J":
                 return
-            try:
-                job = json.loads(line)
-            except ValueError:
-                _write_json_frame(b"E", {"status": "badjob"})
-                continue
-            _write_json_frame(b"E", self.run(job))
+            request = _read_exactly(0, int(size))
+            status = self.run(request)
+            request[:] = bytes(len(request))  # forget this student's code
+            del request
+            _write_json_frame(b"E", status)
 
-    def run(self, job: dict) -> dict:
-        limits = job["limits"]
+    def run(self, request: bytearray) -> dict:
+        limits = self.settings["limits"]
         self.counter += 1
         workdir = os.path.join(self.workroot, f"sub-{self.counter}")
         os.mkdir(workdir, 0o700)
@@ -652,7 +704,7 @@ class _Server:
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child_main(job, workdir, self.uid, wfd, self.state)
+            _child_main(request, self.settings, workdir, self.uid, wfd, self.state)
             os._exit(_EXIT_SETUP)  # not reached
         os.close(wfd)
         status = self.supervise(pid, rfd, limits, start, tmp_base)
@@ -660,6 +712,7 @@ class _Server:
         status["seconds"] = round(time.monotonic() - start, 4)
         status["cpu_seconds"] = round(_children_cpu() - usage0, 3)
         shutil.rmtree(workdir, ignore_errors=True)
+        self.chunk[:] = self.zeros
         return status
 
     def supervise(self, pid: int, rfd: int, limits: dict, start: float, tmp_base: int) -> dict:
@@ -688,15 +741,15 @@ class _Server:
             if not watch:
                 time.sleep(min(timeout, 0.005))
             if rfd in ready:
-                chunk = os.read(rfd, 1 << 16)
-                if not chunk:
+                n = os.readv(rfd, [self.chunk])
+                if not n:
                     eof = True
                 else:
-                    total += len(chunk)
+                    total += n
                     if total > cap:
                         verdict = "output"
                         break
-                    _write_frame(b"C", chunk)
+                    _write_frame(b"C", memoryview(self.chunk)[:n])
             if pidfd is None or pidfd in ready or eof:
                 done, wait_status = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -723,14 +776,14 @@ class _Server:
             while time.monotonic() < drain_deadline:
                 if not select.select([rfd], [], [], 0.05)[0]:
                     break
-                chunk = os.read(rfd, 1 << 16)
-                if not chunk:
+                n = os.readv(rfd, [self.chunk])
+                if not n:
                     break
-                total += len(chunk)
+                total += n
                 if total > cap:
                     verdict = "output"
                     break
-                _write_frame(b"C", chunk)
+                _write_frame(b"C", memoryview(self.chunk)[:n])
         status: dict[str, Any] = {"status": verdict or "exited", "bytes": total}
         if os.WIFSIGNALED(wait_status):
             status["signal"] = os.WTERMSIG(wait_status)
@@ -975,6 +1028,7 @@ class _ServerHandle:
         self.info: dict = {}
         self.start_seconds = 0.0
         self.starts = 0
+        self.last_status: dict = {}  # the server's report on the last submission (benchmarks)
         self._stderr: Any = None
 
     def alive(self) -> bool:
@@ -988,6 +1042,8 @@ class _ServerHandle:
             "sandbox": self.pool.sandbox,
             "uid": self.pool._uid(self.slot),
             "workroot": workroot,
+            "limits": asdict(self.pool.limits),
+            "seed": self.pool.seed,
         }
         cmd = self.pool._command(json.dumps(config))
         self._stderr = tempfile.TemporaryFile(prefix="convgrade-worker-stderr-")
@@ -1052,12 +1108,8 @@ class _ServerHandle:
     def run(self, cells: list[CellJob]) -> RunResult:
         t0 = time.monotonic()
         limits = self.pool.limits
-        request = {
-            "cells": [asdict(c) for c in cells],
-            "limits": asdict(limits),
-            "seed": self.pool.seed,
-        }
-        line = (json.dumps(request) + "\n").encode("utf-8", "surrogatepass")
+        body = json.dumps({"cells": [asdict(c) for c in cells]}).encode("ascii")
+        line = b"J %d\n" % len(body) + body
         for attempt in (0, 1):
             if not self.alive():
                 self.start()
@@ -1084,6 +1136,7 @@ class _ServerHandle:
                     status = json.loads(payload)
                     if not isinstance(status, dict):
                         raise _ServerLost("garbage")
+                    self.last_status = status
                     break
                 else:
                     raise _ServerLost("garbage")

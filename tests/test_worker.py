@@ -331,3 +331,31 @@ def test_map_runs_in_parallel_and_reports_positions(plain_pool: WorkerPool) -> N
 def test_empty_submission(pool: WorkerPool) -> None:
     result = pool.run([])
     assert result.error is None and result.cells == []
+
+
+SCAN_MEMORY = """
+import ctypes
+needle = bytes(reversed(b"ba15x0_REWSNA_OTOMAKAN"))
+count = 0
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        parts = line.split()
+        if "rw" not in parts[1] or (len(parts) > 5 and parts[5].startswith("/")):
+            continue
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        for pos in range(lo, hi, 1 << 24):
+            count += ctypes.string_at(pos, min(hi - pos, 1 << 24)).count(needle)
+print(count)
+"""
+
+
+def test_no_trace_of_the_previous_submission_in_memory(pool: WorkerPool) -> None:
+    """A child is a copy of the server's memory: it must hold nothing of earlier students."""
+    counts = []
+    for secret in ("nothing to see", "NAKAMOTO_ANSWER_0x51ab"):
+        before = pool.run(cells(f"x = {secret!r}\nprint(x * 3)\nx"))
+        assert before.error is None
+        after = pool.run(cells(SCAN_MEMORY))
+        assert after.error is None, after.error
+        counts.append(int(text_of(after.cells[0])))
+    assert counts[0] == counts[1], f"the secret of the previous submission was found: {counts}"
