@@ -236,3 +236,83 @@ def test_chinese_terms_appear(assignment: str) -> None:
 
 def test_every_term_is_taught_somewhere() -> None:
     assert set().union(*TERMS.values()) == ALL_TERMS
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo class (grader.demo) built on these notebooks
+
+
+@pytest.fixture(scope="module")
+def demo_course(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A course folder holding only the committed release/, with the demo class written."""
+    import shutil
+
+    from grader.demo import make_demo_class
+
+    root = tmp_path_factory.mktemp("demo") / "course"
+    shutil.copytree(REPO / "release", root / "release")
+    return root, make_demo_class(root)
+
+
+def _run_with_source_tests(submission: nbformat.NotebookNode, assignment: str) -> dict[str, str]:
+    """Run a submission's code like the autograder: test cells come back from the source.
+
+    Returns the outcome of each test cell by grade_id: "ok" or the exception's type name.
+    """
+    tests = {_meta(c)["grade_id"]: c.source for c in _notebook("source", assignment).cells
+             if _kind(c) == "tests"}
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    outcomes: dict[str, str] = {}
+    for index, cell in enumerate(submission.cells):
+        if cell.cell_type != "code":
+            continue
+        grade_id = _meta(cell).get("grade_id", "")
+        source = tests.get(grade_id, cell.source)
+        try:
+            exec(compile(source, f"<{assignment} cell {index}>", "exec"), namespace)  # noqa: S102
+        except Exception as exc:  # noqa: BLE001 - a failing cell is an outcome, like a kernel
+            if grade_id in tests:
+                outcomes[grade_id] = type(exc).__name__
+            continue
+        if grade_id in tests:
+            outcomes[grade_id] = "ok"
+    return outcomes
+
+
+def test_demo_writes_every_student_and_assignment(demo_course: tuple[Path, list[str]]) -> None:
+    root, written = demo_course
+    assert written == [f"submitted/{s}/{a}/{a}.ipynb" for s in ("ada", "ben", "cy")
+                       for a in ASSIGNMENTS]
+    for assignment in ASSIGNMENTS:
+        release = _notebook("release", assignment)
+        blank = nbformat.read(str(root / "submitted" / "cy" / assignment / f"{assignment}.ipynb"),
+                              as_version=4)
+        assert blank == release, "cy hands in the blank release notebook"
+        for student in ("ada", "ben"):
+            path = root / "submitted" / student / assignment / f"{assignment}.ipynb"
+            nb = nbformat.read(str(path), as_version=4)
+            assert len(nb.cells) == len(release.cells)
+            for mine, blank_cell in zip(nb.cells, release.cells, strict=True):
+                assert mine.metadata == blank_cell.metadata, f"{student}: metadata changed"
+                assert mine.get("id") == blank_cell.get("id")
+                assert mine.cell_type == blank_cell.cell_type
+                if _kind(mine) in ("solution", "answer"):
+                    assert mine.source != blank_cell.source, f"{student}: unanswered cell"
+                else:
+                    assert mine.source == blank_cell.source, f"{student} changed a fixed cell"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_demo_ada_passes_and_ben_fails_every_check(demo_course: tuple[Path, list[str]],
+                                                   assignment: str) -> None:
+    root, _ = demo_course
+    graded = {row["stem"] + "_tests" for row in TABLE
+              if row["assignment"] == assignment and not row["stem"].endswith("_answer")}
+    for student, expect_ok in (("ada", True), ("ben", False)):
+        path = root / "submitted" / student / assignment / f"{assignment}.ipynb"
+        outcomes = _run_with_source_tests(nbformat.read(str(path), as_version=4), assignment)
+        assert set(outcomes) == graded
+        if expect_ok:
+            assert all(v == "ok" for v in outcomes.values()), f"ada: {outcomes}"
+        else:
+            assert all(v != "ok" for v in outcomes.values()), f"ben passes some: {outcomes}"
