@@ -3,10 +3,11 @@
 Starts a throw-away PostgreSQL cluster (``initdb`` + ``pg_ctl`` from Debian's
 ``/usr/lib/postgresql/<version>/bin``) on a free loopback port, points the course at it with
 ``CONVGRADE_DB_URL`` (read by ``nbgrader_config.py``), then runs the instructor's cycle on a
-copy of the course: ``nbgrader generate_assignment``, three submissions (fully solved, one
-exercise solved, untouched), ``python -m grader autograde``, ``nbgrader export``. The grades
-are checked three ways: the autograde JSON, the exported CSV and SQL run directly against
-PostgreSQL with psycopg2.
+copy of the course: ``nbgrader generate_assignment``, the demo class from ``python -m
+grader.demo`` (ada: all right, ben: typical mistakes, cy: blank) plus dee (exactly one exercise
+solved), ``python -m grader autograde submitted/``, ``nbgrader export``. The grades are checked
+three ways: the autograde JSON, the exported CSV and SQL run directly against PostgreSQL with
+psycopg2; no sqlite gradebook may appear.
 
 Skipped (with the reason) only when the PostgreSQL server binaries or psycopg2 are missing;
 ``bash scripts/setup.sh`` installs both.
@@ -18,7 +19,6 @@ import csv
 import glob
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -34,7 +34,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 ASSIGNMENT = "channels_pooling"
-SOLVED_ONE = "corr2d_tests"  # the one exercise the partial student solves
+SOLVED_ONE = "corr2d_tests"  # the one exercise student dee solves
 DB_NAME = "convgrade_gradebook"
 
 
@@ -210,20 +210,6 @@ def _copy_course(dest: Path) -> Path:
     return dest
 
 
-_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
-
-
-def _solutions(source_nb: Path) -> dict[str, str]:
-    """grade_id -> the instructor's solution code, with the SOLUTION markers removed."""
-    nb = nbformat.read(source_nb, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
-            out[meta["grade_id"]] = _MARKER.sub("", cell.source)
-    return out
-
-
 def _points(source_nb: Path) -> dict[str, float]:
     """grade_id -> points of every autograded test cell of the source notebook."""
     nb = nbformat.read(source_nb, as_version=4)
@@ -234,54 +220,31 @@ def _points(source_nb: Path) -> dict[str, float]:
     }
 
 
-def _answer_cell_for(nb: nbformat.NotebookNode, test_id: str) -> str:
-    """The grade_id of the last solution cell before the test cell ``test_id``."""
-    last = None
+def _submit_one_exercise(course: Path, student: str, test_id: str) -> None:
+    """Write submitted/<student>/<assignment>/ from the release notebook with only the
+    answer cell before the test cell ``test_id`` filled in (a correct answer, typed as a
+    student would: the reference solution's source)."""
+    from grader.reference import solution_source
+
+    (release_nb,) = (course / "release" / ASSIGNMENT).glob("*.ipynb")
+    nb = nbformat.read(release_nb, as_version=4)
+    answer = None
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade_id") == test_id:
             break
-        if meta.get("solution") and not meta.get("grade"):
-            last = meta["grade_id"]
-    assert last, f"no solution cell before {test_id}"
-    return last
-
-
-def _submit(course: Path, student: str, solved: set[str] | None) -> None:
-    """Write submitted/<student>/<assignment>/ from the release notebook, with the
-    instructor's solution typed into the solution cells named in ``solved`` (None: all)."""
-    (release_nb,) = (course / "release" / ASSIGNMENT).glob("*.ipynb")
-    answers = _solutions(course / "source" / ASSIGNMENT / release_nb.name)
-    nb = nbformat.read(release_nb, as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers and (solved is None or grade_id in solved):
-            cell.source = answers[grade_id]
+        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+            answer = cell
+    assert answer is not None, f"no solution cell before {test_id}"
+    grade_id = answer.metadata["nbgrader"]["grade_id"]
+    answer.source = solution_source(grade_id.removesuffix("_solution"))
     dest = course / "submitted" / student / ASSIGNMENT
     dest.mkdir(parents=True)
     nbformat.write(nb, dest / release_nb.name)
 
 
-def _autograde_stock(course: Path, env: dict[str, str]) -> dict:
-    """TRANSITIONAL: stock ``nbgrader autograde`` until ``python -m grader`` exists; the
-    result dict is rebuilt from the gradebook."""
-    _run([str(VENV_BIN / "nbgrader"), "autograde", ASSIGNMENT], course, env)
-    from nbgrader.api import Gradebook
-
-    with Gradebook(env["CONVGRADE_DB_URL"], course_id="convgrade") as gb:
-        results = [
-            {"student": s.student.id, "score": s.score, "max_score": s.max_score, "error": None}
-            for s in gb.find_assignment(ASSIGNMENT).submissions
-        ]
-    return {"assignment": ASSIGNMENT, "results": results}
-
-
 def _autograde(course: Path, env: dict[str, str], out_json: Path) -> dict:
     """``python -m grader autograde submitted/ --assignment A --json OUT``; its JSON."""
-    import importlib.util
-
-    if importlib.util.find_spec("grader.__main__") is None:
-        return _autograde_stock(course, env)
     proc = subprocess.run(
         [
             sys.executable,
@@ -320,33 +283,35 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
     points = _points(source_nb)
     assert SOLVED_ONE in points, f"{SOLVED_ONE} is not a test cell of {source_nb.name}"
     total = sum(points.values())
-    nb = nbformat.read(source_nb, as_version=4)
-    one_answer = _answer_cell_for(nb, SOLVED_ONE)
     assert not (course / "gradebook.db").exists(), "nbgrader used sqlite, not CONVGRADE_DB_URL"
 
-    _submit(course, "ada", solved=None)
-    _submit(course, "bob", solved={one_answer})
-    _submit(course, "cy", solved=set())
+    # the demo class (ada: all right, ben: typical mistakes, cy: blank) and dee, who
+    # solved exactly one exercise
+    _run([sys.executable, "-m", "grader.demo", "--course", str(course)], course, env)
+    _submit_one_exercise(course, "dee", SOLVED_ONE)
+    students = {"ada", "ben", "cy", "dee"}
+    expected = {"ada": total, "cy": 0.0, "dee": points[SOLVED_ONE]}
 
     report = _autograde(course, env, tmp_path / "results.json")
     by_student = {r["student"]: r for r in report["results"]}
-    assert set(by_student) == {"ada", "bob", "cy"}
+    assert set(by_student) == students
     for r in by_student.values():
         assert not r.get("error"), f"{r['student']}: {r['error']}"
-    assert by_student["ada"]["score"] == pytest.approx(total)
-    assert by_student["bob"]["score"] == pytest.approx(points[SOLVED_ONE])
-    assert by_student["cy"]["score"] == pytest.approx(0.0)
+    scores = {s: float(r["score"]) for s, r in by_student.items()}
+    for student, score in expected.items():
+        assert scores[student] == pytest.approx(score), by_student[student]
+    assert scores["ben"] < total, "ben's typical mistakes should cost points"
     assert not (course / "gradebook.db").exists(), "autograde used sqlite, not CONVGRADE_DB_URL"
 
     # nbgrader export reads the same gradebook: one CSV row per student
     _run([str(VENV_BIN / "nbgrader"), "export", "--to", "grades.csv"], course, env)
     with open(course / "grades.csv", newline="", encoding="utf-8") as fh:
         rows = {row["student_id"]: row for row in csv.DictReader(fh)}
-    assert set(rows) == {"ada", "bob", "cy"}
-    for student, expected in (("ada", total), ("bob", points[SOLVED_ONE]), ("cy", 0.0)):
-        assert rows[student]["assignment"] == ASSIGNMENT
-        assert float(rows[student]["score"]) == pytest.approx(expected), rows[student]
-        assert float(rows[student]["max_score"]) == pytest.approx(total), rows[student]
+    assert set(rows) == students
+    for student, row in rows.items():
+        assert row["assignment"] == ASSIGNMENT
+        assert float(row["score"]) == pytest.approx(scores[student]), row
+        assert float(row["max_score"]) == pytest.approx(total), row
 
     # and the rows really are in PostgreSQL
     conn = pg_server.connect()
@@ -370,11 +335,11 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
                 "SELECT g.auto_score FROM grade g JOIN base_cell c ON g.cell_id = c.id "
                 "JOIN submitted_notebook sn ON g.notebook_id = sn.id "
                 "JOIN submitted_assignment sa ON sn.assignment_id = sa.id "
-                "WHERE sa.student_id = 'bob' AND c.name = %s",
+                "WHERE sa.student_id = 'dee' AND c.name = %s",
                 (SOLVED_ONE,),
             )
-            (bob_cell,) = cur.fetchone()
+            (dee_cell,) = cur.fetchone()
     finally:
         conn.close()
-    assert db_scores == pytest.approx({"ada": total, "bob": points[SOLVED_ONE], "cy": 0.0})
-    assert bob_cell == pytest.approx(points[SOLVED_ONE])
+    assert db_scores == pytest.approx(scores)
+    assert dee_cell == pytest.approx(points[SOLVED_ONE])
