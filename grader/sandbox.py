@@ -81,6 +81,19 @@ _INSTALL_HINT = (
 )
 
 
+def _mpl_backend() -> str:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("matplotlib_inline") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "module://matplotlib_inline.backend_inline" if found else "Agg"
+
+
+_MPL_BACKEND = _mpl_backend()
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot start a sandbox on this machine."""
 
@@ -245,7 +258,8 @@ def _base_env(stage_path: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
+        # Figures become image/png display_data, as in Jupyter (plain Agg if not installed).
+        "MPLBACKEND": _MPL_BACKEND,
         "TMPDIR": "/tmp",
     }
 

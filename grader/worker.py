@@ -655,6 +655,19 @@ class _Server:
         # Warm the compiler, display and traceback machinery (stack_data, pygments, ...).
         shell.run_cell("pass", store_history=False)
         shell.run_cell("1/0", store_history=False)
+        if self.config.get("preload_matplotlib", True):
+            # conv_basics plots: importing pyplot and building the font cache costs 1-2 s, and
+            # would otherwise be paid by every child (each has a fresh, empty MPLCONFIGDIR).
+            try:
+                shell.run_cell(
+                    "import io as _io, matplotlib.pyplot as _plt\n"
+                    "_fig = _plt.figure(figsize=(1, 1)); _plt.plot([0, 1])\n"
+                    "_fig.savefig(_io.BytesIO(), format='png'); _plt.close('all')\n"
+                    "del _io, _plt, _fig",
+                    store_history=False,
+                )
+            except Exception as exc:
+                problems.append(f"preload matplotlib: {exc}")
         self.state = {"shell": shell, "pristine": _Pristine(shell)}
         with contextlib.suppress(Exception):
             import ctypes
@@ -1044,6 +1057,7 @@ class _ServerHandle:
             "workroot": workroot,
             "limits": asdict(self.pool.limits),
             "seed": self.pool.seed,
+            "preload_matplotlib": self.pool.preload_matplotlib,
         }
         cmd = self.pool._command(json.dumps(config))
         self._stderr = tempfile.TemporaryFile(prefix="convgrade-worker-stderr-")
@@ -1112,7 +1126,14 @@ class _ServerHandle:
         line = b"J %d\n" % len(body) + body
         for attempt in (0, 1):
             if not self.alive():
-                self.start()
+                try:
+                    self.start()
+                except (SandboxUnavailable, RuntimeError, OSError) as exc:
+                    if not self.starts:
+                        raise  # the very first start: a set-up problem, not a submission's
+                    # A restart failed (a loaded machine?): this submission gets the error,
+                    # the batch goes on, and the next submission tries again.
+                    return RunResult([], f"the worker could not be restarted: {exc}", 0.0)
             assert self.proc is not None and self.proc.stdin is not None
             try:
                 self.proc.stdin.write(line)
@@ -1121,7 +1142,7 @@ class _ServerHandle:
             except (BrokenPipeError, OSError):
                 self.kill()
                 if attempt:
-                    raise
+                    return RunResult([], "the worker process died before the submission", 0.0)
         assembler = _Assembler(cells, limits.max_output_bytes + (1 << 16))
         status: dict | None = None
         lost: str | None = None
@@ -1169,7 +1190,8 @@ def _explain(
     if kind == "output":
         return f"printed more than {_human_bytes(limits.max_output_bytes)} {where}"
     if kind == "files":
-        return f"wrote more than {_human_bytes(limits.max_file_bytes)} of files {where}"
+        when = "" if asm.ended else f" {where}"
+        return f"wrote more than {_human_bytes(limits.max_file_bytes)} of files{when}"
     if kind == "signaled":
         cpu = float(status.get("cpu_seconds") or 0.0)
         if signum == signal.SIGXCPU or (
@@ -1212,6 +1234,8 @@ class WorkerPool:
     :class:`SandboxUnavailable`. ``bwrap`` (or the ``CONVGRADE_BWRAP`` environment variable)
     names the bwrap executable; ``package_dir`` is the ``grader/`` directory to stage (tests
     pass a stub). ``seed`` seeds random, numpy, torch and ``grader.probe.set_seed`` if present.
+    ``preload_matplotlib`` imports pyplot (inline backend) in each server: about 1.5 s more
+    start-up, saved by every child that plots.
     """
 
     def __init__(
@@ -1223,6 +1247,7 @@ class WorkerPool:
         seed: int = 0,
         bwrap: str | None = None,
         package_dir: str | Path | None = None,
+        preload_matplotlib: bool = True,
     ) -> None:
         from grader import sandbox as sandbox_mod
 
@@ -1230,6 +1255,7 @@ class WorkerPool:
         self.sandbox = sandbox
         self.limits = limits if limits is not None else Limits()
         self.seed = int(seed)
+        self.preload_matplotlib = preload_matplotlib
         self._sandbox_mod = sandbox_mod
         self._bwrap = sandbox_mod.find_bwrap(bwrap) if sandbox else None
         self._root = Path(tempfile.mkdtemp(prefix="convgrade-pool-"))

@@ -26,7 +26,7 @@ SMALL = Limits(
 def pool() -> Iterator[WorkerPool]:
     """A sandboxed fork server over the real grader package."""
     os.environ["CONVGRADE_TEST_SECRET"] = "must-not-leak"
-    with WorkerPool(1, sandbox=True, limits=SMALL) as p:
+    with WorkerPool(1, sandbox=True, limits=SMALL, preload_matplotlib=False) as p:
         yield p
     os.environ.pop("CONVGRADE_TEST_SECRET", None)
 

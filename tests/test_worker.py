@@ -17,8 +17,8 @@ import pytest
 from grader.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
 
 SMALL = Limits(
-    wall_seconds=4.0,
-    cpu_seconds=2,
+    wall_seconds=2.5,
+    cpu_seconds=1,
     memory_bytes=2**30,
     max_processes=16,
     max_output_bytes=2**20,
@@ -73,14 +73,18 @@ def stub_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def pool(stub_package: Path) -> Iterator[WorkerPool]:
     """One sandboxed fork server shared by the tests of this module."""
-    with WorkerPool(1, sandbox=True, limits=SMALL, seed=7, package_dir=stub_package) as p:
+    with WorkerPool(
+        1, sandbox=True, limits=SMALL, seed=7, package_dir=stub_package, preload_matplotlib=False
+    ) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def plain_pool(stub_package: Path) -> Iterator[WorkerPool]:
     """Two fork servers without bubblewrap (rlimits only)."""
-    with WorkerPool(2, sandbox=False, limits=SMALL, seed=7, package_dir=stub_package) as p:
+    with WorkerPool(
+        2, sandbox=False, limits=SMALL, seed=7, package_dir=stub_package, preload_matplotlib=False
+    ) as p:
         yield p
 
 
@@ -244,12 +248,12 @@ def test_seed_is_the_same_in_every_child(pool: WorkerPool) -> None:
 ABUSE: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "os_exit": ("import os\nos._exit(0)", "the kernel exited (exit code 0) in cell 1"),
     "segfault": ("import ctypes\nctypes.string_at(0)", "the kernel crashed (signal 11) in cell 1"),
-    # On a loaded machine the wall clock may run out before 2 s of CPU time: both are right.
+    # On a loaded machine the wall clock may run out before 1 s of CPU time: both are right.
     "busy_loop": (
         "while True:\n    pass",
-        ("used more than 2 s of CPU time in cell 1", "timed out"),
+        ("used more than 1 s of CPU time in cell 1", "timed out"),
     ),
-    "sleep": ("import time\ntime.sleep(100)", "timed out after 4 s in cell 1"),
+    "sleep": ("import time\ntime.sleep(100)", "timed out after 2.5 s in cell 1"),
     "allocate_20_gb": ("x = bytearray(20 * 2**30)", "used more than 1 GiB of memory in cell 1"),
     "torch_20_gb": (
         "import torch\nx = torch.empty(5 * 2**30)",
@@ -309,12 +313,8 @@ def test_fork_bomb_is_contained(pool: WorkerPool) -> None:
 def test_killing_the_server_reports_and_restarts(plain_pool: WorkerPool) -> None:
     result = plain_pool.run(cells("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"))
     assert result.error is not None and "worker process died" in result.error
-    for server in plain_pool._servers:  # also a server that died between submissions
-        if server.proc is not None:
-            server.proc.kill()
-            server.proc.wait()
-    assert_next_runs(plain_pool)
-    assert_next_runs(plain_pool)
+    assert_next_runs(plain_pool)  # the dead server was restarted
+    assert sum(info["starts"] for info in plain_pool.server_info()) >= 2
 
 
 def test_map_runs_in_parallel_and_reports_positions(plain_pool: WorkerPool) -> None:
