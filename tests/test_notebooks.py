@@ -163,6 +163,20 @@ def test_every_test_cell_has_visible_asserts_and_a_hidden_check(assignment: str)
             assert HIDDEN.search(cell.source), f"{_meta(cell)['grade_id']}: no hidden check"
 
 
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_no_test_cell_ends_in_a_value(assignment: str) -> None:
+    # nbgrader takes a number left as a test cell's last value as a partial score.
+    for folder in ("source", "release"):
+        for cell in _notebook(folder, assignment).cells:
+            if _kind(cell) == "tests":
+                last = ast.parse(cell.source).body[-1]
+                if isinstance(last, ast.Expr):
+                    assert folder == "source" and isinstance(last.value, ast.Call), (
+                        f"{folder}/{_meta(cell)['grade_id']} ends in an expression"
+                    )
+                    assert ast.unparse(last.value.func).startswith("check_")
+
+
 def test_table_names_match_the_checks() -> None:
     for row in TABLE:
         if row["stem"].endswith("_answer"):
