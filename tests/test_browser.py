@@ -234,9 +234,6 @@ def _tail(path: Path, n: int = 6000) -> str:
 # --------------------------------------------------------------------------- notebooks
 
 
-_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
-
-
 def _meta(cell: Any) -> dict[str, Any]:
     """The nbgrader metadata of a cell ({} for none)."""
     return cell.get("metadata", {}).get("nbgrader", {})
@@ -279,13 +276,14 @@ def _plan(release_nb: Path) -> Plan:
         if _meta(nb.cells[i]).get("solution") and nb.cells[i].cell_type == "code"
     )  # fmt: skip
     next_test_index = next(i for i in range(test_index + 1, len(nb.cells)) if _is_test(nb.cells[i]))
-    source_nb = REPO / "source" / release_nb.parent.name / release_nb.name
-    source = nbformat.read(source_nb, as_version=4)
-    answer_id = ids[answer_index]
-    (solution,) = [c.source for c in source.cells if _meta(c).get("grade_id") == answer_id]
+    # what a student types: a correct answer written out (the reference solution's source)
+    from grader.reference import solution_source
+
+    answer_id = str(ids[answer_index])
+    solution = solution_source(answer_id.removesuffix("_solution"))
     return Plan(
         answer_index=answer_index,
-        answer_source=_MARKER.sub("", solution).rstrip() + "\n",
+        answer_source=solution.rstrip() + "\n",
         test_index=test_index,
         next_test_index=next_test_index,
         next_test_id=ids[next_test_index],
@@ -306,9 +304,14 @@ def _menu(page: Any, top: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
-def _editor_text(cell: Any) -> str:
-    """The text in a cell's CodeMirror editor, line by line."""
-    return "\n".join(cell.locator(".cm-content .cm-line").all_inner_texts())
+def _code_lines(text: str) -> list[str]:
+    """Non-blank lines of ``text`` without trailing blanks (what editor and file agree on)."""
+    return [line.rstrip() for line in text.splitlines() if line.strip()]
+
+
+def _editor_lines(cell: Any) -> list[str]:
+    """The non-blank lines shown in a cell's CodeMirror editor."""
+    return _code_lines("\n".join(cell.locator(".cm-content .cm-line").all_inner_texts()))
 
 
 def _wait_kernel_idle(page: Any) -> None:
@@ -363,7 +366,7 @@ def test_student_solves_one_exercise_in_jupyterlab(page: Any, tmp_path: Path) ->
         editor.click()
         page.keyboard.press("Control+a")
         page.keyboard.insert_text(plan.answer_source.rstrip("\n"))
-        assert _editor_text(answer).strip() == plan.answer_source.strip()
+        assert _editor_lines(answer) == _code_lines(plan.answer_source)
         page.keyboard.press("Escape")
         _shot(page, "student-2-typed")
 
