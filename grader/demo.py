@@ -11,8 +11,8 @@ of its solution cells change (metadata, cell ids and every other cell stay as re
 is written where ``nbgrader collect`` would put it:
 ``submitted/<student>/<assignment>/<assignment>.ipynb``.
 
-Usage: ``python -m grader.demo [--course DIR] [--students ada ben cy]``; the course folder must
-hold the generated ``release/`` (``nbgrader generate_assignment <assignment>``).
+Usage: ``python -m grader.demo [--course DIR] [--students ada ben cy] [--force]``; the course
+folder must hold the generated ``release/`` (``nbgrader generate_assignment <assignment>``).
 """
 
 from __future__ import annotations
@@ -122,13 +122,19 @@ def release_notebooks(course_root: Path) -> dict[str, Path]:
     return found
 
 
-def make_demo_class(course_root: Path, students: Iterable[str] | None = None) -> list[str]:
+def make_demo_class(course_root: Path, students: Iterable[str] | None = None,
+                    overwrite: bool = False) -> list[str]:
     """Write the demo students' submissions into ``course_root/submitted/``.
+
+    Nothing is lost by accident: an existing submission with other content is left alone
+    (FileExistsError) unless ``overwrite`` is true; rewriting identical content is fine, so
+    running the demo twice works.
 
     Args:
         course_root: the course folder (holds ``nbgrader_config.py`` and the generated
             ``release/``).
         students: which of ``ada``, ``ben`` and ``cy`` to write (default: all three).
+        overwrite: replace existing submissions of these students that differ.
 
     Returns:
         The written notebooks, as paths relative to ``course_root`` in POSIX form
@@ -137,6 +143,7 @@ def make_demo_class(course_root: Path, students: Iterable[str] | None = None) ->
     Raises:
         FileNotFoundError: if ``course_root`` has no release notebook.
         ValueError: if a student is not one of the demo students.
+        FileExistsError: if a submission exists with other content and not ``overwrite``.
     """
     course_root = Path(course_root)
     chosen = list(STUDENTS if students is None else students)
@@ -149,19 +156,28 @@ def make_demo_class(course_root: Path, students: Iterable[str] | None = None) ->
             f"no release notebooks under {course_root / 'release'}; run "
             "`nbgrader generate_assignment <assignment>` in the course folder first"
         )
-    written: list[str] = []
+    planned: list[tuple[Path, str]] = []
     for student in chosen:
         for assignment, path in releases.items():
             blank = nbformat.read(str(path), as_version=4)
             target = course_root / "submitted" / student / assignment / f"{assignment}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(_fill(blank, student), str(target))
-            written.append(target.relative_to(course_root).as_posix())
+            planned.append((target, nbformat.writes(_fill(blank, student)) + "\n"))
+    clashes = [target for target, text in planned
+               if target.exists() and target.read_text(encoding="utf-8") != text]
+    if clashes and not overwrite:
+        listed = ", ".join(str(t.relative_to(course_root)) for t in clashes)
+        raise FileExistsError(f"would overwrite existing submissions ({listed}); "
+                              "pass --force (overwrite=True) to replace them")
+    written: list[str] = []
+    for target, text in planned:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(target.relative_to(course_root).as_posix())
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m grader.demo [--course DIR] [--students NAME ...]``."""
+    """Command line: ``python -m grader.demo [--course DIR] [--students NAME ...] [--force]``."""
     parser = argparse.ArgumentParser(
         prog="python -m grader.demo",
         description="Write the demo class's submissions (ada: right, ben: typical mistakes, "
@@ -171,10 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="course folder with release/ (default: the current folder)")
     parser.add_argument("--students", nargs="+", choices=STUDENTS, default=list(STUDENTS),
                         help="which demo students to write (default: all)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing submissions of the demo students")
     args = parser.parse_args(argv)
     try:
-        written = make_demo_class(args.course, args.students)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+        written = make_demo_class(args.course, args.students, overwrite=args.force)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
         print(f"grader.demo: error: {exc}", file=sys.stderr)
         return 1
     for path in written:
