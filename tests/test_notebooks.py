@@ -330,3 +330,22 @@ def test_demo_ada_passes_and_ben_fails_every_check(demo_course: tuple[Path, list
             assert all(v == "ok" for v in outcomes.values()), f"ada: {outcomes}"
         else:
             assert all(v != "ok" for v in outcomes.values()), f"ben passes some: {outcomes}"
+
+
+def test_demo_never_overwrites_a_differing_submission(tmp_path: Path) -> None:
+    import shutil
+
+    from grader.demo import main, make_demo_class
+
+    shutil.copytree(REPO / "release", tmp_path / "release")
+    first = make_demo_class(tmp_path, ["cy"])
+    assert make_demo_class(tmp_path, ["cy"]) == first, "rewriting identical content is fine"
+    mine = tmp_path / first[0]
+    mine.write_text(mine.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        make_demo_class(tmp_path, ["cy"])
+    assert mine.read_text(encoding="utf-8").endswith(" "), "the student's file was kept"
+    assert main(["--course", str(tmp_path), "--students", "cy"]) == 1
+    assert main(["--course", str(tmp_path), "--students", "cy", "--force"]) == 0
+    assert not mine.read_text(encoding="utf-8").endswith(" ")
+    assert main(["--course", str(tmp_path / "nowhere")]) == 1
