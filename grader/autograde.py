@@ -271,8 +271,12 @@ def apply_run(
             if name not in records:
                 failure = (f"the hidden test did not run: check_{name} reported no result", None)
                 break
+            record = records[name]
+            # The probe records the answer's own source: judging with it gives the same
+            # message (line numbers included) as the in-kernel sink of stock nbgrader.
+            own = record.get("source") if isinstance(record, dict) else None
             try:
-                verdict = judge(name, records[name], source=source)
+                verdict = judge(name, record, source=own if own else source)
             except Exception as exc:  # a judge bug must not pass the student
                 failure = (f"the grader could not judge check_{name}: {exc!r}", None)
                 break

@@ -176,8 +176,29 @@ def test_in_course_submissions_fill_the_course_gradebook(tiny_course: Path, tmp_
 @pytest.fixture(scope="module")
 def engines(demo_course: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
+    extra = demo_course.parent / "extra"
+    ada = nbformat.read(str(demo_course / "submitted" / "ada" / "channels_pooling" /
+                            "channels_pooling.ipynb"), as_version=4)
+    # passes the visible asserts, fails the hidden forbidden-API check
+    sneaky = nbformat.from_dict(ada)
+    for cell in sneaky.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "corr2d_solution":
+            cell.source = ("import torch.nn.functional as F\n\ndef corr2d(X, K):\n"
+                           "    return F.conv2d(X[None, None], K[None, None])[0, 0]")
+    write_nb(sneaky, extra / "sneaky" / "channels_pooling" / "channels_pooling.ipynb")
+    # right, and compares itself with torch in a scratch cell (allowed)
+    honest = nbformat.from_dict(ada)
+    pos = [i for i, c in enumerate(honest.cells)
+           if c.metadata.get("nbgrader", {}).get("grade_id") == "corr2d_tests"][0]
+    honest.cells.insert(pos, nbformat.v4.new_code_cell(
+        "import torch\nimport torch.nn.functional as F\nX, K = torch.rand(4, 4), "
+        "torch.rand(2, 2)\nprint(torch.allclose(corr2d(X, K), "
+        "F.conv2d(X[None, None], K[None, None])[0, 0]))"))
+    write_nb(honest, extra / "scratch" / "channels_pooling" / "channels_pooling.ipynb")
     for assignment in real_assignments():
         subs = [demo_course / "submitted" / s / assignment for s in ("ada", "ben", "cy")]
+        if assignment == "channels_pooling":
+            subs += [extra / "sneaky", extra / "scratch"]
         out[assignment] = {
             "fast": autograde(subs, assignment, course=demo_course, engine="fast",
                               workdir=demo_course.parent / f"fast-{assignment}"),
@@ -195,6 +216,11 @@ def test_engines_agree_on_demo_class(engines, assignment: str) -> None:
     assert by["ada"]["score"] == by["ada"]["max_score"] > 0
     assert by["cy"]["score"] == 0
     assert by["ben"]["score"] < by["ben"]["max_score"]
+    if assignment == "channels_pooling":
+        assert by["scratch"]["score"] == by["scratch"]["max_score"]
+        corr2d = {t["grade_id"]: t for t in by["sneaky"]["tests"]}["corr2d_tests"]
+        assert not corr2d["passed"] and "conv2d" in corr2d["message"]
+        assert corr2d["hint"] == "forbidden_api"
     for r in fast["results"]:
         assert r["error"] is None and r["graded"]
     stock_msgs = {(r["student"], t["grade_id"]): t["message"]
