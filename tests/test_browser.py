@@ -9,9 +9,11 @@ through the playwright Python package.
   ``corr2d`` into its solution cell, Run All, and see on the page that corr2d's visible test
   passed while the next, unsolved exercise stops with NotImplementedError; save and check
   the file on disk.
-- Instructor: after ``nbgrader generate_assignment`` for the three assignments and
-  ``nbgrader release_assignment`` for one, JupyterLab shows the Nbgrader menu, the student's
-  Assignment List shows the released assignment, and the formgrader lists all three.
+- Instructor: after generating the three assignments and releasing one to an exchange
+  (nbgrader's own API, as formgrader's buttons do), the formgrader lists all three; Notebook
+  7's /tree and JupyterLab show the Nbgrader menu; the Assignment List shows the released
+  assignment, whose Fetch and Submit buttons work through the exchange; formgrader's Collect
+  button brings that submission into submitted/ and the table counts it.
 
 Screenshots go to ``test-artifacts/browser/`` (git-ignored). The tests skip, with the reason,
 only when chromium or the playwright package is missing; anything else fails loudly.
@@ -493,6 +495,26 @@ def test_instructor_sees_formgrader_and_nbgrader_extensions(page: Any, tmp_path:
         submitted = page.locator("#submitted_assignments_list")
         submitted.get_by_text(STUDENT_ASSIGNMENT).first.wait_for()
         _shot(page, "instructor-4-fetched-and-submitted")
-    inbound = list((exchange / "convgrade" / "inbound").glob(f"*+{STUDENT_ASSIGNMENT}+*"))
-    assert len(inbound) == 1, f"expected one submission in the exchange inbox, got {inbound}"
-    assert (course / STUDENT_ASSIGNMENT / release_name).exists(), "fetch wrote no notebook"
+        inbound = list((exchange / "convgrade" / "inbound").glob(f"*+{STUDENT_ASSIGNMENT}+*"))
+        assert len(inbound) == 1, f"expected one submission in the exchange inbox: {inbound}"
+        assert (course / STUDENT_ASSIGNMENT / release_name).exists(), "fetch wrote no notebook"
+
+        # back in formgrader: Collect brings the submission into submitted/
+        page.goto(server.page_url("/formgrader"))
+        row = page.locator("#main-table tr").filter(
+            has=page.locator("td.name", has_text=re.compile(f"^\\s*{STUDENT_ASSIGNMENT}\\s*$"))
+        )
+        row.locator("td.collect a").click()
+        outcome = page.locator("#success-modal, #error-modal")
+        outcome.first.wait_for()
+        assert outcome.first.get_attribute("id") == "success-modal", outcome.first.inner_text()
+        _shot(page, "instructor-5-collect-log")
+        outcome.first.get_by_role("button", name="Close").first.click()
+        outcome.first.wait_for(state="hidden")
+        page.locator(".modal-backdrop").first.wait_for(state="detached")
+        from playwright.sync_api import expect
+
+        expect(row.locator("td.num-submissions")).to_have_text(re.compile(r"^\s*1\s*$"))
+        _shot(page, "instructor-6-one-submission")
+    collected = list((course / "submitted").glob(f"*/{STUDENT_ASSIGNMENT}/{release_name}"))
+    assert len(collected) == 1, f"collect should write one submission, got {collected}"
