@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,8 +290,10 @@ def _read(path: Path) -> tuple[NotebookNode | None, Problem | None]:
             "fatal",
         )
     try:
-        nb = nbformat.reads(text, as_version=4)
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate cell ids are corrected silently
+            nb = nbformat.reads(text, as_version=4)
+            nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several types for bad notebooks
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, Problem(
