@@ -145,13 +145,17 @@ class _Channel:
         self.error: dict | None = None
         self.out = _Stream(self, "stdout")
         self.err = _Stream(self, "stderr")
+        # Bound before any student code runs: patching json.dumps or os.write later does not
+        # reach what this channel sends.
+        self._dumps = json.dumps
+        self._write = os.write
 
     def send(self, msg: dict) -> None:
-        data = (json.dumps(msg, default=_json_default) + "\n").encode("ascii")
+        data = (self._dumps(msg, default=_json_default) + "\n").encode("ascii")
         view = memoryview(data)
         try:
             while view:
-                n = os.write(self.fd, view)
+                n = self._write(self.fd, view)
                 view = view[n:]
         except (OSError, ValueError):
             os._exit(_EXIT_CHANNEL)
@@ -324,11 +328,40 @@ class _Pristine:
             k: v for k, v in sys.modules.items() if k == "grader" or k.startswith("grader.")
         }
         self.module_dicts = {k: dict(vars(v)) for k, v in self.modules.items()}
+        self.callables: list[tuple[Any, dict[str, Any]]] = []
+        for name in _GUARDED_MODULES:
+            module = sys.modules.get(name)
+            if module is not None:
+                items = {k: v for k, v in vars(module).items() if callable(v)}
+                self.callables.append((module, items))
+        torch = sys.modules.get("torch")
+        for cls in (
+            getattr(torch, "Tensor", None),
+            getattr(getattr(torch, "nn", None), "Module", None),
+        ):
+            if isinstance(cls, type):
+                self.callables.append((cls, dict(vars(cls))))
 
     def restore(self, shell: Any) -> None:
         """Undo input/AST transformers, event hooks, import hooks and patched grader modules."""
         import builtins
 
+        # First the functions a student may have replaced (traitlets needs a working len()).
+        for owner, items in self.callables:
+            if isinstance(owner, type):
+                current = vars(owner)
+                for name in [n for n in current if n not in items]:  # e.g. Tensor.tolist = ...
+                    with contextlib.suppress(AttributeError, TypeError):
+                        delattr(owner, name)
+                for name, value in items.items():
+                    if current.get(name) is not value:
+                        with contextlib.suppress(AttributeError, TypeError):
+                            setattr(owner, name, value)
+            else:
+                namespace = vars(owner)
+                for name, value in items.items():
+                    if namespace.get(name) is not value:
+                        namespace[name] = value
         shell.input_transformer_manager = self.mgr
         self.mgr.cleanup_transforms[:] = self.cleanup
         self.mgr.line_transforms[:] = self.line
@@ -348,6 +381,10 @@ class _Pristine:
             namespace.clear()
             namespace.update(self.module_dicts[name])
         sys.meta_path[:] = [f for f in sys.meta_path if not _is_editable_finder(f)]
+
+
+#: Modules whose functions are put back before a test cell if the student replaced them.
+_GUARDED_MODULES = ("builtins", "json", "os", "math", "torch", "torch.nn.functional", "numpy")
 
 
 def _is_editable_finder(finder: Any) -> bool:
@@ -536,8 +573,13 @@ def _child_main(
                 channel.send({"t": "stop", "cell": index, "reason": stop[0], "detail": stop[1]})
                 break
         channel.send({"t": "end"})
-    except BaseException:
+    except BaseException as exc:  # the worker's own code failed (or was broken by the student)
         code = _EXIT_SETUP
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-300:]
+            _CHANNEL.send({"t": "fatal", "cell": _CHANNEL.cell, "detail": detail})  # type: ignore[union-attr]
     os._exit(code)
 
 
@@ -846,6 +888,7 @@ class _Assembler:
         self.stop: dict | None = None
         self.ended = False
         self.malformed: str | None = None
+        self.fatal: str | None = None
         self.buffer = bytearray()
         self.byte_cap = byte_cap
         self.total = 0
@@ -887,6 +930,9 @@ class _Assembler:
         cell = msg.get("cell")
         if kind == "end":
             self.ended = True
+            return
+        if kind == "fatal":
+            self.fatal = str(msg.get("detail", ""))[:300]
             return
         if kind == "start":
             if (
@@ -1213,6 +1259,8 @@ def _explain(
         )
     if code == _EXIT_CHANNEL:
         return f"the submission closed or broke the grader's result channel {where}"
+    if code == _EXIT_SETUP and asm.fatal is not None:
+        return f"the worker failed {where}: {asm.fatal}"
     if code == _EXIT_SETUP and asm.current is None:
         return "the worker could not set up the submission's process"
     if not asm.ended:

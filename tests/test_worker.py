@@ -237,6 +237,20 @@ def test_test_cells_get_pristine_transformers_and_probe(pool: WorkerPool) -> Non
     assert result.cells[2].records == [("double", {"value": 42, "seed": 7})]
 
 
+def test_test_cells_undo_patched_torch_and_builtins(pool: WorkerPool) -> None:
+    result = pool.run(
+        cells(
+            "import torch, builtins\n"
+            "torch.Tensor.tolist = lambda self: 'forged'\n"
+            "torch.zeros = lambda *a, **k: 'forged'\n"
+            "builtins.len = lambda x: -1",
+            "import torch\nprint(torch.ones(2).tolist(), torch.zeros(1).tolist(), len('ab'))",
+            tests=(1,),
+        )
+    )
+    assert text_of(result.cells[1]) == "[1.0, 1.0] [0.0] 2\n"
+
+
 def test_seed_is_the_same_in_every_child(pool: WorkerPool) -> None:
     source = "import torch, random\nprint(torch.rand(1).item(), random.random())"
     a, b = pool.run(cells(source)), pool.run(cells(source))
