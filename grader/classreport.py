@@ -13,7 +13,8 @@ This module turns one or more of those files into what an instructor reads after
 
 - ``class_report.md``: per-assignment score summary, per-exercise pass rates, the most common
   misconceptions (grouped by the ``hint`` id a failed check attached, with a count and one
-  example message) and the submissions that could not be graded;
+  example message), the other failures grouped by message (a visible assert that fails
+  carries no hint id) and the submissions that could not be graded;
 - ``class_report.json``: the same figures as data;
 - ``score_histogram.png``: a histogram of total scores, one panel per assignment.
 
@@ -162,6 +163,7 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
     exercises: dict[str, dict[str, Any]] = {}
     misconceptions: dict[str, dict[str, Any]] = {}
     failures_without_hint: Counter[str] = Counter()
+    unhinted: dict[tuple[str, str], dict[str, Any]] = {}
 
     for entry in sorted(entries, key=lambda e: e["student"]):
         student = entry["student"]
@@ -205,8 +207,15 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
             if passed:
                 continue
             hint = _hint_id(test.get("hint"))
+            message = str(test.get("message") or "").strip()
             if hint is None:
                 failures_without_hint[grade_id] += 1
+                key = (grade_id, message or "(no message)")
+                row = unhinted.setdefault(
+                    key, {"grade_id": grade_id, "message": key[1], "count": 0, "students": []}
+                )
+                row["count"] += 1
+                row["students"].append(student)
                 continue
             mis = misconceptions.setdefault(
                 hint,
@@ -217,7 +226,6 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
                 mis["students"].append(student)
             if grade_id not in mis["grade_ids"]:
                 mis["grade_ids"].append(grade_id)
-            message = str(test.get("message") or "").strip()
             if mis["example"] is None and message:
                 mis["example"] = {"student": student, "grade_id": grade_id, "message": message}
 
@@ -243,6 +251,9 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         "students": students,
         "exercises": exercise_rows,
         "misconceptions": top,
+        "unhinted_failures": sorted(
+            unhinted.values(), key=lambda u: (-u["count"], u["grade_id"], u["message"])
+        ),
     }
 
 
@@ -252,8 +263,9 @@ def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     Returns ``{"assignments": [per-assignment summary, ...], "submissions": n,
     "errors": n}``. Each per-assignment summary holds score statistics, one row per test
     cell (``grade_id``, attempts, passed, ``pass_rate``, ``mean_score``), the misconceptions
-    ranked by how many failed tests carried that hint id (with one example message), and the
-    submissions that ended with an error.
+    ranked by how many failed tests carried that hint id (with one example message), the
+    failures without a hint id grouped by (grade_id, message), and the submissions that ended
+    with an error.
     """
     by_assignment: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in results:
@@ -349,6 +361,21 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
             lines.append("No failed test carried a hint.")
         lines.append("")
 
+        unhinted = a.get("unhinted_failures", [])
+        if unhinted:
+            lines += [
+                "### Other failures (no hint id), by message",
+                "",
+                "| grade_id | failed tests | message |",
+                "| --- | ---: | --- |",
+            ]
+            for u in unhinted[:TOP_MISCONCEPTIONS]:
+                lines.append(f"| `{u['grade_id']}` | {u['count']} | {_cell(u['message'])} |")
+            hidden = len(unhinted) - TOP_MISCONCEPTIONS
+            if hidden > 0:
+                lines += ["", f"({hidden} more message(s) in {JSON_NAME}.)"]
+            lines.append("")
+
         lines += ["### Submissions that could not be graded", ""]
         if a["errors"]:
             for err in a["errors"]:
@@ -389,14 +416,15 @@ def plot_histogram(summary: dict[str, Any], path: str | Path) -> Path:
                 # one bar per integer score when the range is small, else about 20 bins
                 width = 1.0 if top <= 30 else top / 20
                 edges = [i * width - width / 2 for i in range(int(top / width) + 2)]
-                ax.hist(scores, bins=edges, color="#4c72b0", edgecolor="white")
+                counts, _, _ = ax.hist(scores, bins=edges, color="#4c72b0", edgecolor="white")
+                ax.set_ylim(0, max(counts) * 1.3 + 0.5)  # headroom for the legend
                 ax.axvline(
                     statistics.fmean(scores),
                     color="#c44e52",
                     linestyle="--",
                     label=f"mean {statistics.fmean(scores):.1f}",
                 )
-                ax.legend(loc="upper left")
+                ax.legend(loc="upper center", frameon=False)
             else:
                 ax.text(
                     0.5,

@@ -135,6 +135,7 @@ def test_normal_class_figures(tmp_path: Path) -> None:
     assert a["errors"] == [
         {"student": "dave", "error": "kernel died: the notebook ran out of time (30 s)"}
     ]
+    assert a["unhinted_failures"] == []
 
 
 def test_write_report_normal(tmp_path: Path) -> None:
@@ -151,6 +152,30 @@ def test_write_report_normal(tmp_path: Path) -> None:
     assert data["assignments"][0]["misconceptions"][0]["hint"] == "flipped_kernel"
     width, height = _png_size(paths["histogram"])
     assert width >= 500 and height >= 300
+
+
+def test_failures_without_hint_grouped_by_message(tmp_path: Path) -> None:
+    shape = "a 3x3 X and a 2x2 K give a 2x2 output, got (1, 1)"
+    results = {
+        "assignment": "channels_pooling",
+        "results": [_result(s, [_test("corr2d_tests", False, None, shape)]) for s in ("ann", "ben")]
+        + [_result("cyd", [_test("corr2d_tests", False, None, "")])],
+    }
+    paths = classreport.write_report(
+        classreport.load_results([_write(tmp_path, "r.json", results)]), tmp_path / "out"
+    )
+    (a,) = json.loads(paths["json"].read_text(encoding="utf-8"))["assignments"]
+    assert a["misconceptions"] == []
+    assert a["unhinted_failures"][0] == {
+        "grade_id": "corr2d_tests",
+        "message": shape,
+        "count": 2,
+        "students": ["ann", "ben"],
+    }
+    assert a["unhinted_failures"][1]["message"] == "(no message)"
+    assert a["exercises"][0]["failed_without_hint"] == 3
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert f"| `corr2d_tests` | 2 | {shape} |" in md
 
 
 def test_empty_class(tmp_path: Path) -> None:
