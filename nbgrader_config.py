@@ -16,7 +16,11 @@ Environment variables:
 """
 
 import os
+import re
 from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -53,6 +57,51 @@ c.Execute.interrupt_on_timeout = True
 # (utils.determine_grade), even if every assert passed. The grader's checks therefore swallow
 # the student's stderr output and warnings while they call the student's code, so a harmless
 # UserWarning cannot zero a correct answer. Nothing needs configuring here for that.
+
+# Feedback: stock nbgrader 0.9.6 renders the autograded notebook, hidden tests restored, into
+# the students' feedback HTML, and a failing cell's traceback quotes the source lines around
+# the failure, hidden ones included. Strip the hidden-test regions from the cells and from
+# their tracebacks before rendering, so the feedback shows the visible asserts and each
+# check's message, never the hidden cases or the check names.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A quoted source line in an IPython traceback: "---> 10 code" or "     10 code".
+_QUOTED = re.compile(r"^\s*(?:-*>)?\s*\d+\s(.*)$")
+
+
+class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, which also drops the hidden lines quoted in tracebacks."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        hidden = set()
+        if cell.cell_type == "code":
+            inside = False
+            for line in cell.source.splitlines():
+                if self.begin_test_delimeter in line:
+                    inside = True
+                if inside and line.strip():
+                    hidden.add(line.strip())
+                if self.end_test_delimeter in line:
+                    inside = False
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        for output in cell.get("outputs", []) if hidden else []:
+            if output.get("output_type") == "error":
+                output["traceback"] = [
+                    "\n".join(
+                        line for line in frame.split("\n")
+                        if not ((m := _QUOTED.match(_ANSI.sub("", line)))
+                                and m.group(1).strip() in hidden)
+                    )
+                    for frame in output.get("traceback", [])
+                ]
+        return cell, resources
+
+
+# Same list as GenerateFeedback's default, with the hidden tests cleared after GetGrades.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    ClearHiddenTestsAndTracebacks,
+    CSSHTMLHeaderPreprocessor,
+]
 
 # Release hygiene: nbgrader copies every file in source/<assignment>/ into the release and
 # into each autograded folder. Keep caches and checkpoints out of both.

@@ -228,6 +228,31 @@ def test_config_environment_overrides(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.CourseDirectory.db_url == "postgresql://grader@db/convgrade"
 
 
+def test_feedback_hides_hidden_tests_and_their_traceback_lines(tmp_path: Path) -> None:
+    config = _load_config(tmp_path)
+    names = [pp.__name__ for pp in config.GenerateFeedback.preprocessors]
+    assert names[0] == "GetGrades" and "CSSHTMLHeaderPreprocessor" in names
+    (clear,) = [pp for pp in config.GenerateFeedback.preprocessors
+                if pp.__name__.startswith("ClearHiddenTests")]
+    source = ('assert f(1) == 2, "f(1) should be 2"\n### BEGIN HIDDEN TESTS\n'
+              "from grader import check_f\ncheck_f(f)\n### END HIDDEN TESTS")
+    frame = ("\x1b[0;31mAssertionError\x1b[0m   Traceback\n"
+             "\x1b[0;32m----> 1\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m f(1) ...\n"
+             "\x1b[0;32m      2\x1b[0m \x1b[38;5;66;03m### BEGIN HIDDEN TESTS\x1b[39;00m\n"
+             "\x1b[0;32m      3\x1b[0m \x1b[38;5;28;01mfrom\x1b[39;00m grader import check_f\n"
+             "      4 check_f(f)")
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "f_tests",
+                                 "points": 1, "locked": True, "schema_version": 3}
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError",
+                                           evalue="f(1) should be 2", traceback=[frame])]
+    cell, _ = clear().preprocess_cell(cell, {}, 0)
+    shown = cell.source + "\n".join(cell.outputs[0].traceback)
+    assert "HIDDEN TESTS" not in shown and "check_" not in shown
+    assert 'assert f(1) == 2, "f(1) should be 2"' in cell.source
+    assert "----> 1" in shown and "Traceback" in shown
+
+
 def test_source_notebooks_validate(validated: dict[str, dict[str, str]]) -> None:
     for name, verdict in validated["source"].items():
         assert "Success! Your notebook passes all the tests." in verdict, f"{name}:\n{verdict}"
