@@ -1,0 +1,1 @@
+"""Attack notebooks for tests/test_attacks.py (see corpus.py)."""
