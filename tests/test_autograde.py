@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def tiny_folder(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 if c.metadata.get("nbgrader", {}).get("grade_id") != "mul_tests"]
     write_nb(nb, folder / "dave.ipynb")  # deleted a test cell
     nb = tiny_submission(tiny_course)
-    dup = nbformat.from_dict(nb.cells[3])
+    dup = nbformat.from_dict(json.loads(json.dumps(nb.cells[3])))
+    dup["id"] = "copied-by-erin"
     nb.cells.insert(4, dup)
     write_nb(nb, folder / "erin.ipynb")  # duplicated grade_id add_tests
     nb = tiny_submission(tiny_course)
