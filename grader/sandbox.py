@@ -21,6 +21,12 @@ for uid 0, also for uid 0 mapped into a user namespace (measured: a fork bomb un
 ``bwrap --unshare-user --uid 65534`` as root is not stopped; with a real unprivileged uid it
 stops at the limit). As an ordinary user, bwrap gets ``--unshare-all`` (user namespace
 included) and the rlimits apply to that user directly.
+
+Inside, the child can write only to its own working directory under the private /tmp
+(``/tmp`` itself, ``/dev/shm`` and every bind are read-only or root-owned). bwrap 0.8 cannot
+cap a tmpfs's size, so the server watches /tmp's usage instead (:mod:`grader.worker`).
+Not done here: seccomp filtering, and a cgroup for the whole sandbox (memory and pids are
+limited per process with rlimits; ``max_processes`` x ``memory_bytes`` is the worst case).
 """
 
 from __future__ import annotations
