@@ -52,7 +52,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader import gradebook as gbmod
-from grader.precheck import PrecheckResult, Problem, SourceSpec, load_source, precheck
+from grader.precheck import PrecheckResult, SourceSpec, load_source, precheck
 
 __all__ = [
     "AutogradeError",
@@ -746,7 +746,3 @@ def _sanitized_cells(sub: Submission) -> NotebookNode:
             cell.execution_count = None
     return nb
 
-
-def problems_text(problems: list[Problem]) -> list[str]:
-    """One line per problem, for the ``check`` command."""
-    return [f"{p.severity}: {p.message}" for p in problems]
