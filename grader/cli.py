@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -224,6 +225,10 @@ def _cmd_autograde(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except (AutogradeError, FileNotFoundError) as exc:
         err.write(f"error: {exc}\n")
         out.write(f"exit 2: nothing was graded ({exc})\n")
+        return 2
+    except Exception as exc:  # a grader bug: say so on the last line, keep the traceback
+        traceback.print_exc(file=err)
+        out.write(f"exit 2: the grader failed ({type(exc).__name__}: {exc})\n")
         return 2
     _write_reports(result, args, err)
     out.write(grade_table(result) + "\n")
