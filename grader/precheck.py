@@ -8,8 +8,8 @@ where the repair cannot give the student anything they did not earn:
 
 * a deleted test or read-only cell comes back from the source (hidden tests included);
 * a deleted written-answer cell comes back as the empty stub (it scores 0);
-* a deleted code answer cell cannot be restored (its tests run against whatever the notebook
-  still defines, which is normally nothing, so they score 0);
+* a deleted code answer cell comes back as the empty stub where it was (its tests score 0
+  unless a later cell, e.g. one the student re-created, defines the answer again);
 * of several cells with the same ``grade_id`` the first keeps it, the others become
   ordinary cells;
 * a renamed ``grade_id`` is renamed back when the cell can be matched unambiguously;
@@ -469,14 +469,6 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
         if src.grade_id in positions():
             continue
         gid = src.grade_id
-        if src.solution and src.cell_type == "code":
-            problems.append(Problem(
-                "deleted_answer_cell",
-                f"The answer cell {gid!r} was deleted; its tests ran against whatever the "
-                "notebook still defines.",
-                "error", gid, False,
-            ))
-            continue
         pos = positions()
         insert_at = 0
         for prev in reversed(spec.cells[: order[gid]]):
@@ -486,6 +478,9 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
         nb.cells.insert(insert_at, src.stub_cell())
         if src.is_test:
             what, tail = "test cell", "it was restored from the assignment and graded."
+        elif src.solution and src.cell_type == "code":
+            what, tail = "answer cell", ("it was restored empty, so its tests pass only if a "
+                                         "later cell defines the answer again.")
         elif src.is_manual:
             what, tail = "written-answer cell", "it was restored empty and scores 0."
         else:
@@ -493,7 +488,7 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
         problems.append(Problem(
             "deleted_test_cell" if src.is_test else "deleted_cell",
             f"The {what} {gid!r} was deleted; {tail}",
-            "error" if src.grade else "warning", gid, True,
+            "error" if (src.grade or src.solution) else "warning", gid, True,
         ))
 
     # 5. moved cells: report graded cells that come before one that precedes them in the source.

@@ -168,3 +168,17 @@ def test_real_release_matches_source(assignment: str) -> None:
     release = nbformat.read(str(REPO / "release" / assignment / f"{assignment}.ipynb"), 4)
     result = precheck_notebook(release, spec)
     assert [p.message for p in result.problems] == []
+
+
+def test_deleted_answer_cell_comes_back_as_the_stub(tiny_course: Path, spec) -> None:
+    nb = tiny_submission(tiny_course)
+    pos = [i for i, c in enumerate(nb.cells)
+           if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
+    nb.cells[pos] = nbformat.v4.new_code_cell("def add(a, b):\n    return a + b")  # re-created
+    result = precheck_notebook(nb, spec)
+    assert "add_solution" in result.error_text()
+    cells = result.notebook.cells
+    stub = [i for i, c in enumerate(cells)
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
+    assert "NotImplementedError" in cells[stub].source
+    assert "return a + b" in cells[stub + 1].source  # the student's cell still comes later
