@@ -56,6 +56,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import json
 import os
 import select
@@ -488,6 +489,7 @@ def _child_setup(settings: dict, workdir: str, uid: int | None, channel_fd: int)
     os.setsid()
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as in any Python: BrokenPipeError instead
     limits = settings["limits"]
     mem = int(limits["memory_bytes"])
     cpu = max(1, int(limits["cpu_seconds"]))
@@ -1295,6 +1297,9 @@ def _explain(
     return None
 
 
+_POOL_COUNTER = itertools.count()
+
+
 class WorkerPool:
     """A pool of warm fork servers that run submissions (lists of code cells) in parallel.
 
@@ -1339,7 +1344,9 @@ class WorkerPool:
         except BaseException:
             shutil.rmtree(self._root, ignore_errors=True)
             raise
-        self._uid_base = 100000 + (os.getpid() % 50000) * 32
+        # A block of 64 uids per pool, distinct between pools of this process and (very likely)
+        # between processes, so RLIMIT_NPROC counts one server's children only.
+        self._uid_base = 100000 + ((os.getpid() % 20000) * 256 + next(_POOL_COUNTER) % 4) * 64
         self._servers = [_ServerHandle(self, slot) for slot in range(self.jobs)]
         self._idle: list[_ServerHandle] = list(self._servers)
         self._cond = threading.Condition()
@@ -1349,7 +1356,7 @@ class WorkerPool:
     # -- internals used by _ServerHandle --------------------------------------------------------
     def _uid(self, slot: int) -> int | None:
         if self.sandbox and os.geteuid() == 0:
-            return self._uid_base + slot
+            return self._uid_base + slot % 64
         return None
 
     def _command(self, config: str) -> Any:
