@@ -416,6 +416,15 @@ def test_others_are_not_cut_short(batch: Batch, student: str) -> None:
     assert "stopped early" not in error, error
 
 
+@pytest.mark.xfail(strict=True, reason=corpus.HISTORY_REASON)
+def test_hidden_test_source_does_not_reach_the_outputs(batch: Batch) -> None:
+    """No cell output (which feedback shows) carries the hidden tests' code."""
+    for student in batch.results:
+        text = "".join(batch.outputs(student))
+        assert "BEGIN HIDDEN TESTS" not in text, student
+        assert "check_corr2d(corr2d)" not in text, student
+
+
 def test_big_file_stops_at_the_file_limit(batch: Batch) -> None:
     text = "".join(batch.outputs("write_5gb"))
     assert "too large" in text.lower() or "no space" in text.lower(), text[-500:]

@@ -490,6 +490,28 @@ subprocess.Popen(["sh", "-c", "(sleep 600; echo @@MARKER@@) &"], start_new_sessi
 print("spawned")
 """
 
+# Hidden test code is sent to the worker to run; IPython keeps every cell's source in In/_ih.
+# corr2d copies the running cell's source while the check calls it; a last cell prints it.
+READ_HISTORY_CORR2D = """\
+import torch
+
+_seen = []
+
+
+def corr2d(X, K):
+    _seen.append(In[-1])
+    h, w = K.shape
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y
+"""
+READ_HISTORY_END = """\
+print(_seen[-1])
+print("\\n".join(In))
+"""
+
 SCRATCH_CELL = """\
 import torch
 import torch.nn.functional as F
@@ -620,6 +642,9 @@ _OWN_SOURCE_REASON = ("apply_run judges with record['source'] (inspect.getsource
                       "recorded in the student's process) instead of the notebook's code: the "
                       "static scan no longer sees module-level aliases or helpers, and the "
                       "tripwires cannot see a function bound before the check")
+HISTORY_REASON = ("the worker runs the restored test cells (hidden part included) with "
+                   "store_history=True: In/_ih hold their source, and a student's cell can "
+                   "print it into the autograded notebook, which feedback shows")
 _REBIND_REASON = ("grader.forbidden.scan does not see `global corr2d` assigned in a helper, and "
                   "a conv2d reference captured before the check escapes the tripwires")
 
@@ -698,6 +723,8 @@ ATTACKS: list[Attack] = [
     Attack("write_files", "right", "write into the repo, the course, the stage, /usr",
            top=WRITE_FILES),
     Attack("network", "right", "TCP to 127.0.0.1 and outside, DNS, UDP", top=NETWORK),
+    Attack("read_history", "right", "print the hidden test cells' source from In/_ih",
+           corr2d=READ_HISTORY_CORR2D, end=READ_HISTORY_END),
     # ending the run early
     Attack("exit_os_top", "right", "os._exit(0) before the tests", top=EXIT_OS, ran_tests=False,
            resource=True, error_words=("exit", "stopped", "crash", "ended", "died")),
