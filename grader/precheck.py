@@ -352,6 +352,15 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
     by_id = spec.by_id
     order = {c.grade_id: i for i, c in enumerate(spec.cells)}
 
+    # 0. nbgrader metadata that is not even a dict would stop nbgrader: drop it.
+    for cell in nb.cells:
+        if "nbgrader" in cell.get("metadata", {}) and _nbmeta(cell) is None:
+            del cell.metadata["nbgrader"]
+            problems.append(Problem(
+                "bad_metadata", "A cell had unreadable nbgrader metadata; it was run as an "
+                "ordinary cell.", "warning", None, True,
+            ))
+
     # 1. duplicates: the first cell keeps the grade_id, the others become ordinary cells.
     seen: dict[str, int] = {}
     for cell in nb.cells:
@@ -380,7 +389,10 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
             continue
         gid = meta.get("grade_id")
         if not gid:
-            if any(_flags(meta)):
+            # ordinary cells may carry all-false metadata; anything else would fail
+            # nbgrader's validation (and stop the run), so it goes
+            if any(_flags(meta)) or meta.get("task") or \
+                    meta.get("schema_version") != SCHEMA_VERSION:
                 del cell.metadata["nbgrader"]
             continue
         if gid in by_id:

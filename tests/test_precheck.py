@@ -182,3 +182,20 @@ def test_deleted_answer_cell_comes_back_as_the_stub(tiny_course: Path, spec) -> 
             if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
     assert "NotImplementedError" in cells[stub].source
     assert "return a + b" in cells[stub + 1].source  # the student's cell still comes later
+
+
+def test_repaired_notebooks_pass_nbgraders_validation(tiny_course: Path, spec) -> None:
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    nb = tiny_submission(tiny_course)
+    nb.cells[0].metadata["nbgrader"] = {}  # empty metadata (schema 0 for nbgrader)
+    nb.cells[2].metadata["nbgrader"]["schema_version"] = 4  # too new
+    extra = nbformat.v4.new_code_cell("x = 1")
+    extra.metadata["nbgrader"] = "junk"
+    nb.cells.append(extra)
+    dup = nbformat.from_dict(json.loads(json.dumps(nb.cells[3])))
+    dup["id"] = "dup"
+    nb.cells.append(dup)
+    result = precheck_notebook(nb, spec)
+    MetadataValidator().validate_nb(result.notebook)  # raises on anything nbgrader rejects
+    assert "bad_metadata" in _codes(result) and "duplicate_grade_id" in _codes(result)
