@@ -32,6 +32,7 @@ limited per process with rlimits; ``max_processes`` x ``memory_bytes`` is the wo
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import shutil
 import subprocess
@@ -179,6 +180,31 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
+def _grader_dirs() -> list[str]:
+    """Where the grader package is installed for this interpreter (resolved paths)."""
+    import importlib.util
+
+    dirs: set[str] = set()
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("grader")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            dirs.add(os.path.realpath(location))
+    return sorted(dirs)
+
+
+def _hidden_installs() -> list[str]:
+    """Sandbox paths of installed copies of grader/ (a non-editable ``pip install .`` puts
+    reference.py into site-packages, which the sandbox mounts): hidden under empty tmpfs."""
+    prefix, base = os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)
+    hidden = []
+    for path in _grader_dirs():
+        if _in_venv() and (path + os.sep).startswith(prefix + os.sep):
+            hidden.append(os.path.join(SANDBOX_VENV, os.path.relpath(path, prefix)))
+        elif (path + os.sep).startswith(base + os.sep) or path.startswith("/usr/"):
+            hidden.append(path)
+    return hidden
+
+
 def bwrap_argv(bwrap: str, stage_dir: Path) -> list[str]:
     """The bwrap options (without the command) for a fork server over ``stage_dir``."""
     argv = [bwrap]
@@ -222,6 +248,8 @@ def bwrap_argv(bwrap: str, stage_dir: Path) -> list[str]:
     if _in_venv():
         ro_bind(os.path.realpath(sys.prefix), SANDBOX_VENV)
     ro_bind(str(stage_dir), SANDBOX_STAGE)
+    for path in _hidden_installs():
+        argv += ["--tmpfs", path, "--remount-ro", path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
     argv += ["--clearenv"]
     return argv

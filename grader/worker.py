@@ -437,7 +437,7 @@ def _set_probe_sink(channel: _Channel, seed: int) -> None:
 
     def sink(name: str, record: dict) -> None:
         try:
-            json.dumps(record)
+            channel._dumps(record)
         except (TypeError, ValueError) as exc:
             record = {"type": "invalid", "message": f"record is not JSON data: {exc}"}
         channel.out.flush()

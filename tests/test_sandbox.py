@@ -203,3 +203,20 @@ def test_stage_copies_only_worker_modules(tmp_path: Path) -> None:
         "probe.py",
     ]
     assert (staged / sandbox.SERVER_SCRIPT).exists()
+
+
+def test_an_installed_copy_of_grader_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-editable install puts grader/reference.py into site-packages: it is covered."""
+    import sys
+
+    def covered() -> list[str]:
+        argv = sandbox.bwrap_argv("/usr/bin/bwrap", Path("/nonexistent-stage"))
+        return [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] != "/tmp"]
+
+    site = Path(os.path.realpath(sys.prefix)) / "lib" / "python3" / "site-packages" / "grader"
+    monkeypatch.setattr(sandbox, "_grader_dirs", lambda: [str(site)])
+    [inside] = covered()
+    assert inside.endswith("site-packages/grader")
+    assert inside.startswith(sandbox.SANDBOX_VENV) or inside == str(site)
+    monkeypatch.setattr(sandbox, "_grader_dirs", lambda: [str(REPO / "grader")])  # editable
+    assert covered() == []
