@@ -160,9 +160,11 @@ def test_in_course_submissions_fill_the_course_gradebook(tiny_course: Path, tmp_
     course = tmp_path / "course"
     shutil.copytree(tiny_course, course)
     write_nb(tiny_submission(tiny_course), course / "submitted" / "ivy" / "tiny" / "tiny.ipynb")
+    release = _hashes(course / "release")
     result = autograde([course / "submitted"], "tiny", course=course,
                        pool_factory=tiny_pool_factory, judge=tiny_judge)
     assert result["results"][0]["score"] == 3.0
+    assert _hashes(course / "release") == release  # the committed release is left alone
     assert (course / "autograded" / "ivy" / "tiny" / "tiny.ipynb").exists()
     assert (course / "gradebook.db").exists()
     from grader.gradebook import export_grades
@@ -230,3 +232,18 @@ def test_engines_agree_on_demo_class(engines, assignment: str) -> None:
     for r in fast["results"]:
         for t in r["tests"]:
             assert t["message"] == stock_msgs[(r["student"], t["grade_id"])]
+
+
+def test_workdir_keeps_the_grading_course(tiny_course: Path, tmp_path: Path,
+                                          tiny_pool_factory, tiny_judge) -> None:
+    nb = write_nb(tiny_submission(tiny_course, mul="return 0"), tmp_path / "in" / "jo.ipynb")
+    work = tmp_path / "work"
+    result = autograde([nb], "tiny", course=tiny_course, workdir=work,
+                       pool_factory=tiny_pool_factory, judge=tiny_judge)
+    assert result["results"][0]["score"] == 2.0
+    graded = nbformat.read(str(work / "autograded" / "jo" / "tiny" / "tiny.ipynb"), 4)
+    errors = [o for c in graded.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert [(e.ename, e.evalue.split(":")[0]) for e in errors] == [("AssertionError", "mul")]
+    assert (work / "gradebook.db").exists()
+    assert not (tiny_course / "autograded").exists()
