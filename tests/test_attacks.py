@@ -341,6 +341,8 @@ def test_nothing_leaks_out_of_the_sandbox(batch: Batch) -> None:
     assert "walked" in "".join(batch.outputs("walk_root"))
     assert "blocked" in "".join(batch.outputs("write_files"))
     assert "".join(batch.outputs("write_gradebook")).count("blocked") == 4
+    assert "".join(batch.outputs("aa_tmp_drop")).count("blocked") == 6
+    assert "peeked" in "".join(batch.outputs("zz_tmp_peek"))
 
 
 def test_gradebook_holds_only_earned_scores(batch: Batch) -> None:

@@ -457,6 +457,40 @@ except OSError as exc:
     print("blocked udp", type(exc).__name__)
 """
 
+# Files left outside the submission's own working directory would reach the next student
+# served by the same sandbox.
+TMP_DROP = """\
+import os
+
+_here = os.path.realpath(os.getcwd())
+for _d in ["/tmp", "/tmp/work", os.path.dirname(_here), "/dev/shm", "/var/tmp", "/run"]:
+    _p = os.path.join(_d, "drop-@@MARKER@@")
+    try:
+        with open(_p, "w") as _fh:
+            _fh.write("from an earlier student")
+        print("LEAK wrote shared", _p)
+    except OSError as exc:
+        print("blocked", _p, type(exc).__name__)
+"""
+TMP_PEEK = """\
+import os
+
+# the warm server's own caches (fontconfig, matplotlib, IPython profile) are not students'
+_here = os.path.realpath(os.getcwd())
+for _root, _dirs, _files in os.walk("/tmp"):
+    for _name in _dirs + _files:
+        _p = os.path.realpath(os.path.join(_root, _name))
+        if _p == _here or _p.startswith(_here + "/") or _here.startswith(_p + "/"):
+            continue
+        try:
+            _mine = os.lstat(_p).st_uid == os.getuid()
+        except OSError:
+            continue
+        if _mine or "drop-" in _name:
+            print("LEAK other", _p)
+print("peeked", _here)
+"""
+
 LOOP = "while True:\n    pass\n"
 FORK_BOMB = """\
 import os
@@ -725,6 +759,8 @@ ATTACKS: list[Attack] = [
     Attack("network", "right", "TCP to 127.0.0.1 and outside, DNS, UDP", top=NETWORK),
     Attack("read_history", "right", "print the hidden test cells' source from In/_ih",
            corr2d=READ_HISTORY_CORR2D, end=READ_HISTORY_END),
+    Attack("aa_tmp_drop", "right", "write outside the own working directory", top=TMP_DROP),
+    Attack("zz_tmp_peek", "right", "look for what earlier students left in /tmp", top=TMP_PEEK),
     # ending the run early
     Attack("exit_os_top", "right", "os._exit(0) before the tests", top=EXIT_OS, ran_tests=False,
            resource=True, error_words=("exit", "stopped", "crash", "ended", "died")),
