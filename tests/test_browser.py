@@ -61,6 +61,8 @@ CHROMIUM_ARGS = [
 #: generous limits: the first kernel start imports torch on a loaded 2-core runner
 SERVER_START_S = 60
 UI_TIMEOUT_MS = 45_000
+#: an error traceback (or stderr) in a JupyterLab output area
+STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 
 # JupyterLab user settings for a quiet, deterministic page: no news/update toasts, and every
 # cell rendered in the DOM (no windowing), so cells can be addressed by index.
@@ -374,22 +376,18 @@ def test_student_solves_one_exercise_in_jupyterlab(page: Any, tmp_path: Path) ->
 
         _menu(page, "Run", "Run All Cells")
 
-        # Run All stops at the first error: the next, unsolved exercise's test cell
-        nxt = _cell(page, plan.next_test_index)
-        error = nxt.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        )
-        error.first.wait_for(timeout=90_000)
-        error_text = error.first.inner_text()
-        assert re.search(r"NotImplementedError|AssertionError", error_text), error_text
-
-        test = _cell(page, plan.test_index)
+        # Run All stops at the first error, which must be the next, unsolved exercise's test
+        # cell; corr2d's test cell before it ran without an error
+        test, nxt = _cell(page, plan.test_index), _cell(page, plan.next_test_index)
+        test_error, next_error = test.locator(STDERR_OUTPUT), nxt.locator(STDERR_OUTPUT)
+        test_error.or_(next_error).first.wait_for(timeout=90_000)
+        assert test_error.count() == 0, f"{SOLVED_TEST} failed:\n{test_error.first.inner_text()}"
         prompt = test.locator(".jp-InputArea-prompt").inner_text()
         assert re.fullmatch(r"\s*\[\d+\]:\s*", prompt), f"{SOLVED_TEST} did not run: {prompt!r}"
-        stderr = test.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        error_text = next_error.first.inner_text()
+        assert re.search(r"NotImplementedError|AssertionError", error_text), (
+            f"{plan.next_test_id} should fail as unsolved, got:\n{error_text}"
         )
-        assert stderr.count() == 0, f"{SOLVED_TEST} failed:\n{stderr.first.inner_text()}"
         test.scroll_into_view_if_needed()
         _shot(page, "student-3-ran")
         nxt.scroll_into_view_if_needed()
@@ -409,7 +407,7 @@ def test_student_solves_one_exercise_in_jupyterlab(page: Any, tmp_path: Path) ->
 
 
 def _instructor_course(tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the course with generated assignments and one released to an exchange."""
+    """A copy of the course (config and source/) and an empty world-writable exchange."""
     course, exchange = tmp_path / "course", tmp_path / "exchange"
     course.mkdir()
     shutil.copy2(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
