@@ -451,6 +451,11 @@ def _convert_one(
     config = copy.deepcopy(ws.config)
     if execute_timeout is not None:
         config.Execute.timeout = int(execute_timeout)
+    if preprocessors is None and not log.isEnabledFor(logging.INFO):
+        # stock kernels: keep ipykernel's start-up warnings out of the grader's output
+        extra = list(config.Execute.get("extra_arguments", []))
+        if not any(a.startswith("--IPKernelApp.log_level") for a in extra):
+            config.Execute.extra_arguments = extra + ["--IPKernelApp.log_level=ERROR"]
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id = assignment
     coursedir.student_id = student
