@@ -7,7 +7,8 @@ copy of the course: ``nbgrader generate_assignment``, the demo class from ``pyth
 grader.demo`` (ada: all right, ben: typical mistakes, cy: blank) plus dee (exactly one exercise
 solved), ``python -m grader autograde submitted/``, ``nbgrader export``. The grades are checked
 three ways: the autograde JSON, the exported CSV and SQL run directly against PostgreSQL with
-psycopg2; no sqlite gradebook may appear.
+psycopg2; no sqlite gradebook may appear. The cycle ends with ``python -m grader.classreport``
+on the same JSON.
 
 Skipped (with the reason) only when the PostgreSQL server binaries or psycopg2 are missing;
 ``bash scripts/setup.sh`` installs both.
@@ -343,3 +344,17 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
         conn.close()
     assert db_scores == pytest.approx(scores)
     assert dee_cell == pytest.approx(points[SOLVED_ONE])
+
+    # the cycle ends with the class report, read from the same autograde JSON
+    _run(
+        [sys.executable, "-m", "grader.classreport", str(tmp_path / "results.json"),
+         "--out", str(tmp_path / "class")],
+        course, env,
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "class" / "class_report.json").read_text(encoding="utf-8"))
+    (a,) = summary["assignments"]
+    assert a["assignment"] == ASSIGNMENT and a["submissions"] == len(students)
+    exercises = {ex["grade_id"]: ex for ex in a["exercises"]}
+    assert set(exercises) == set(points)
+    assert exercises[SOLVED_ONE]["passed"] == 2  # ada and dee
+    assert (tmp_path / "class" / "score_histogram.png").stat().st_size > 0
