@@ -567,7 +567,10 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
 def _default_pool_factory(jobs: int | None, sandbox: bool, timeout: float | None) -> Any:
     from grader.worker import Limits, WorkerPool
 
-    limits = Limits(wall_seconds=timeout) if timeout else Limits()
+    limits = Limits()
+    if timeout:
+        limits = Limits(wall_seconds=float(timeout),
+                        cpu_seconds=max(limits.cpu_seconds, int(timeout) + 1))
     return WorkerPool(jobs, sandbox=sandbox, limits=limits)
 
 
