@@ -230,7 +230,8 @@ class Batch:
         texts = []
         for cell in nb.cells:
             for out in cell.get("outputs", []):
-                texts.append(str(out.get("text", "")) + str(out.get("evalue", ""))
+                texts.append(str(out.get("text", "")) + str(out.get("ename", "")) + ": "
+                             + str(out.get("evalue", ""))
                              + json.dumps(out.get("data", {})))
         return texts
 
@@ -425,6 +426,17 @@ def test_hidden_test_source_does_not_reach_the_outputs(batch: Batch) -> None:
         text = "".join(batch.outputs(student))
         assert "BEGIN HIDDEN TESTS" not in text, student
         assert "check_corr2d(corr2d)" not in text, student
+
+
+@pytest.mark.parametrize("student,module", [
+    ("import_reference", "grader.reference"), ("import_reference_module", "grader.reference"),
+    ("import_reference_importlib", "grader.reference"), ("patch_judge", "grader.checks"),
+])
+def test_reference_and_judge_do_not_exist_in_the_worker(batch: Batch, student: str,
+                                                        module: str) -> None:
+    """The import itself fails in the sandbox: the worker's grader has no reference or checks."""
+    text = "".join(batch.outputs(student))
+    assert f"ModuleNotFoundError: No module named '{module}'" in text, text[-1000:]
 
 
 def test_big_file_stops_at_the_file_limit(batch: Batch) -> None:
