@@ -102,9 +102,37 @@ def _top_level(tree: ast.Module) -> dict[str, list[ast.AST]]:
             names = [sub.id for t in targets for sub in ast.walk(t) if isinstance(sub, ast.Name)]
         elif isinstance(stmt, ast.Import | ast.ImportFrom):
             names = [(alias.asname or alias.name).split(".")[0] for alias in stmt.names]
+        # (name := value) anywhere in the statement binds at module level too.
+        names += [sub.target.id for sub in ast.walk(stmt)
+                  if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name)]
         for name in names:
             bound.setdefault(name, []).append(stmt)
+    # A function that declares `global name` (re)binds that module-level name.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Global):
+                    for name in sub.names:
+                        bound.setdefault(name, []).append(node)
     return bound
+
+
+#: Ways to (re)bind a module-level name that the name-following scan cannot track.
+_INDIRECT_BINDERS = frozenset({"globals", "vars", "setattr", "exec", "eval", "__import__"})
+_INDIRECT_ATTRS = frozenset({"__dict__", "__getattribute__", "__getattr__", "__setattr__",
+                             "modules"})
+
+
+def _rebinds_indirectly(tree: ast.Module) -> bool:
+    """Whether the code could rebind any name behind the scan's back (then scan it all)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _INDIRECT_BINDERS | {"__main__"}:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in _INDIRECT_ATTRS:
+            return True
+        if isinstance(node, ast.alias) and node.name == "__main__":
+            return True
+    return False
 
 
 def _names_used(node: ast.AST) -> set[str]:
@@ -133,6 +161,9 @@ def _uses(node: ast.AST, lines: list[str]) -> list[Finding]:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Attribute) and sub.attr in FORBIDDEN_NAMES:
             add(sub.attr, sub)
+        elif isinstance(sub, ast.Attribute) and sub.attr in ("__dict__", "__getattribute__",
+                                                             "__getattr__"):
+            add(f"{sub.attr} (a look-up by computed name)", sub)
         elif isinstance(sub, ast.Name) and sub.id in FORBIDDEN_NAMES:
             add(sub.id, sub)
         elif isinstance(sub, ast.alias) and sub.name.split(".")[-1] in FORBIDDEN_NAMES:
@@ -172,7 +203,7 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
         return [Finding(m.group(0), text.count("\n", 0, m.start()) + 1, m.group(0))
                 for m in re.finditer(rf"\b(?:{_FORBIDDEN_RE.pattern})\b", text)]
     bound = _top_level(tree)
-    if entry is None or entry not in bound:
+    if entry is None or entry not in bound or _rebinds_indirectly(tree):
         nodes: list[ast.AST] = [tree]
     else:
         nodes, seen, todo = [], set(), [entry]
@@ -264,12 +295,14 @@ def tripwires() -> Iterator[set[str]]:
 TAMPER_MODULES: frozenset[str] = frozenset(
     {"grader", "ctypes", "gc", "importlib", "builtins", "inspect", "marshal", "types", "runpy",
      "code", "codeop", "IPython", "ipykernel", "traitlets", "sqlite3", "nbgrader", "pickle",
-     "dill", "cffi", "_ctypes", "sysconfig", "site", "atexit", "signal"}
+     "dill", "cffi", "_ctypes", "sysconfig", "site", "atexit", "signal", "linecache",
+     "__main__", "faulthandler", "tracemalloc", "_thread", "posix"}
 )
 #: Built-in names that evaluate code or reach attributes by computed names.
 TAMPER_BUILTINS: frozenset[str] = frozenset(
     {"get_ipython", "__import__", "eval", "exec", "compile", "globals", "vars", "locals",
-     "setattr", "delattr", "__builtins__"}
+     "setattr", "delattr", "__builtins__", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii",
+     "_iii", "breakpoint"}
 )
 #: Attributes (on anything) that reach frames, the probe's sink or Jupyter's input pipeline.
 TAMPER_ATTRS: frozenset[str] = frozenset(
@@ -277,7 +310,8 @@ TAMPER_ATTRS: frozenset[str] = frozenset(
      "f_code", "gi_frame", "cr_frame", "tb_frame", "input_transformers_cleanup",
      "input_transformers_post", "ast_transformers", "run_cell", "user_ns", "meta_path",
      "path_hooks", "set_sink", "set_seed", "_sink", "_seed", "_CHANNEL",
-     "register_cell_magic", "register_line_magic", "register_magic_function"}
+     "register_cell_magic", "register_line_magic", "register_magic_function",
+     "last_traceback", "last_value", "last_exc", "last_type", "FileIO", "history_manager"}
 )
 #: Attributes of os/posix/sys that write to raw file descriptors or reach loaded modules.
 TAMPER_OS_ATTRS: frozenset[str] = frozenset(
@@ -290,7 +324,11 @@ ALLOWED_DUNDERS: frozenset[str] = frozenset(
      "__call__", "__repr__", "__str__", "__iter__", "__next__", "__eq__", "__main__",
      "__future__", "__contains__", "__enter__", "__exit__", "__post_init__"}
 )
-_OS = ("os", "posix", "sys", "nt")
+_OS = ("os", "posix", "sys", "nt", "io", "_io")
+#: Magics that read the session's history or run code from elsewhere.
+_TAMPER_MAGICS = ("hist", "history", "recall", "rerun", "macro", "save", "store", "load",
+                  "load_ext", "run", "edit", "pycat", "bookmark", "alias_magic", "writefile")
+_INPUT_HISTORY = re.compile(r"_i\d+$")
 _TAMPER_STRINGS = ("/proc", "/dev/fd", "gradebook", "grader", "/sys/", "nbgrader")
 
 
@@ -305,11 +343,19 @@ def tamper_scan(source: str) -> list[Finding]:
     """
     text = _strip_magics(source)
     lines = text.splitlines()
+    found: list[Finding] = []
+    for number, line in enumerate(source.splitlines(), 1):
+        magic = re.match(r"\s*%{1,2}\s*(\w+)", line)
+        if magic and magic.group(1) in _TAMPER_MAGICS:
+            found.append(Finding(f"%{magic.group(1)}", number, line.strip()[:120]))
     try:
         tree = ast.parse(text)
     except SyntaxError:
-        return []  # the cell errors in the worker anyway; nothing of it runs
-    found: list[Finding] = []
+        return found  # the cell errors in the worker anyway; nothing of it runs
+    os_names = set(_OS)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            os_names |= {a.asname for a in node.names if a.asname and a.name in _OS}
 
     def add(name: str, node: ast.AST) -> None:
         line = getattr(node, "lineno", 0)
@@ -329,11 +375,13 @@ def tamper_scan(source: str) -> list[Finding]:
                 from_os = isinstance(node, ast.ImportFrom) and (node.module or "") in _OS
                 if alias.name in TAMPER_ATTRS or (from_os and alias.name in TAMPER_OS_ATTRS):
                     add(alias.name, node)
-        elif isinstance(node, ast.Name) and node.id in TAMPER_BUILTINS:
+        elif isinstance(node, ast.Name) and (node.id in TAMPER_BUILTINS
+                                             or _INPUT_HISTORY.match(node.id)):
             add(node.id, node)
         elif isinstance(node, ast.Attribute):
             receiver = node.value.id if isinstance(node.value, ast.Name) else None
-            if node.attr in TAMPER_ATTRS or (receiver in _OS and node.attr in TAMPER_OS_ATTRS):
+            if node.attr in TAMPER_ATTRS or (receiver in os_names
+                                             and node.attr in TAMPER_OS_ATTRS):
                 add(f".{node.attr}", node)
             elif node.attr.startswith("__") and node.attr not in ALLOWED_DUNDERS:
                 add(f".{node.attr}", node)

@@ -578,7 +578,9 @@ def _child_main(
                 pristine.restore(shell)
                 _set_probe_sink(channel, seed)
             sys.stdout, sys.stderr = channel.out, channel.err
-            result = pristine.run_cell(shell, cell["source"], store_history=True)
+            # Test cells stay out of In/_ih/history: they hold the hidden tests.
+            result = pristine.run_cell(shell, cell["source"],
+                                       store_history=not cell.get("is_test"))
             channel.out.flush()
             channel.err.flush()
             exc = result.error_before_exec or result.error_in_exec

@@ -552,8 +552,9 @@ def test_probe_leaves_no_tripwire_behind() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# known bypasses (not defended yet; see docs/THREAT_MODEL.md). strict: a fix makes them XPASS,
-# and then the marker must go.
+# bypasses found by the attack corpus, now closed: the scan treats __dict__/__getattribute__
+# as indirect access, follows walrus and `global` bindings, and scans the whole notebook when
+# a name may be rebound behind its back (globals(), setattr, __main__, sys.modules).
 
 BYPASS_STATIC: dict[str, str] = {
     # A computed key into the module's __dict__: no forbidden name, no listed indirect call.
@@ -578,12 +579,9 @@ BYPASS_STATIC: dict[str, str] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="bypass: grader.forbidden.scan does not treat "
-                   "__dict__[computed] / __getattribute__(computed) as indirect access, nor "
-                   "`(corr2d := ...)` as a binding of corr2d")
 @pytest.mark.parametrize("variant", sorted(BYPASS_STATIC))
 def test_scan_bypass_static(variant: str) -> None:
-    """The static scan misses these (the runtime tripwires still catch them: see below)."""
+    """The static scan catches these (and the runtime tripwires do too: see below)."""
     assert forbidden.scan(src(BYPASS_STATIC[variant]), "corr2d") != []
 
 
@@ -651,10 +649,6 @@ def _run_main(code: str) -> checks.Verdict:
     return checks.judge("corr2d", record, source=code, **_NO_TAMPER)
 
 
-@pytest.mark.xfail(strict=True, reason="bypass: the exercise's name is rebound where "
-                   "grader.forbidden.scan does not look (globals()[...], `global` in a helper, "
-                   "__main__.<name> =, walrus) to a lambda over a conv2d reference captured "
-                   "before the tripwires are set: neither detector sees it")
 @pytest.mark.parametrize("variant", sorted(BYPASS_BOTH))
 def test_bypass_both_detectors(variant: str) -> None:
     code = src(BYPASS_BOTH[variant])
