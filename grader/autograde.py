@@ -229,9 +229,12 @@ def apply_run(
 ) -> dict[str, str | None]:
     """Put a worker :class:`RunResult` into ``nb`` and judge every test cell in place.
 
-    Returns the hint of each failed test cell by grade_id. A test cell that raised keeps its
-    error; one whose checks failed (or did not report) gets an ``AssertionError`` output with
-    the verdict's message; one that did not run at all gets an error saying why.
+    Returns the hint of each failed test cell by grade_id. The records of a test cell are
+    judged in the order it sent them; the first failed verdict becomes the cell's
+    ``AssertionError`` output (as if the check had raised there, which is what stock nbgrader
+    shows). Otherwise a cell that raised keeps its error, a cell whose expected checks did not
+    all report fails with "the hidden test did not run", and a cell that did not run at all
+    gets an error saying why.
     """
     by_index = {r.index: r for r in run.cells}
     checks = {c.grade_id: c.checks for c in spec.tests}
@@ -261,18 +264,16 @@ def apply_run(
                                          str(err.get("evalue", "")),
                                          list(err.get("traceback") or [])))
         cell.outputs = outputs
-        if not _is_test_cell(cell) or result.error:
+        if not _is_test_cell(cell):
             continue
         gid = _grade_id(cell) or ""
-        records: dict[str, dict[str, Any]] = {}
-        for name, record in result.records or []:
-            records.setdefault(_check_name(str(name)), record)
+        # Judge the records in the order the cell sent them: in stock nbgrader the first
+        # failing check raises right there, before any later line of the cell runs.
         failure: tuple[str, str | None] | None = None
-        for name in checks.get(gid, []):
-            if name not in records:
-                failure = (f"the hidden test did not run: check_{name} reported no result", None)
-                break
-            record = records[name]
+        reported: set[str] = set()
+        for raw_name, record in result.records or []:
+            name = _check_name(str(raw_name))
+            reported.add(name)
             # The probe records the answer's own source: judging with it gives the same
             # message (line numbers included) as the in-kernel sink of stock nbgrader.
             own = record.get("source") if isinstance(record, dict) else None
@@ -284,6 +285,14 @@ def apply_run(
             if not verdict.passed:
                 failure = (str(verdict.message), getattr(verdict, "hint", None))
                 break
+        if failure is None and result.error:
+            continue  # the cell raised after every check it reached had passed: keep that
+        if failure is None:
+            for name in checks.get(gid, []):
+                if name not in reported:
+                    failure = (f"the hidden test did not run: check_{name} reported no result",
+                               None)
+                    break
         if failure is not None:
             message, hint = failure
             kept = [o for o in outputs if o.get("output_type") in ("stream", "display_data")

@@ -247,3 +247,47 @@ def test_workdir_keeps_the_grading_course(tiny_course: Path, tmp_path: Path,
     assert [(e.ename, e.evalue.split(":")[0]) for e in errors] == [("AssertionError", "mul")]
     assert (work / "gradebook.db").exists()
     assert not (tiny_course / "autograded").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# apply_run: how worker results and verdicts become cell outputs
+
+
+def _apply(records, error=None, ran=True):
+    from collections import namedtuple
+
+    from conftest import StubCellResult, StubRunResult
+
+    from grader.autograde import apply_run
+    from grader.precheck import GradedCell, SourceSpec
+
+    Verdict = namedtuple("Verdict", "passed message hint")
+    cell = nbformat.v4.new_code_cell("check_t(f)\nassert False, 'visible'")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                 "grade_id": "t_tests", "points": 1, "schema_version": 3}
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    spec = SourceSpec("a", "a", Path("a.ipynb"), [GradedCell(
+        "t_tests", 0, "code", True, False, True, False, 1.0, cell.source,
+        dict(cell.metadata["nbgrader"]), ["t"])])
+    outputs = [{"output_type": "error", **error}] if error else []
+    cells = [StubCellResult(0, outputs, error, records)] if ran else []
+    run = StubRunResult(cells, None if ran else "the notebook took too long", 0.1)
+
+    def judge(name, record, source=None):
+        return Verdict(record["ok"], "" if record["ok"] else f"{name} is wrong", "h1")
+
+    hints = apply_run(nb, run, spec, judge)
+    return [(o["ename"], o["evalue"]) for o in nb.cells[0].outputs
+            if o["output_type"] == "error"], hints
+
+
+def test_apply_run_first_failed_verdict_wins_over_a_later_error() -> None:
+    visible = {"ename": "AssertionError", "evalue": "visible", "traceback": []}
+    assert _apply([("t", {"ok": False})], visible) == (
+        [("AssertionError", "t is wrong")], {"t_tests": "h1"})
+    assert _apply([("check_t", {"ok": True})], visible) == ([("AssertionError", "visible")], {})
+    assert _apply([("t", {"ok": True})]) == ([], {})
+    assert _apply([])[0] == [("AssertionError",
+                              "the hidden test did not run: check_t reported no result")]
+    assert _apply([], ran=False)[0] == [
+        ("CellNotRun", "this cell did not run: the notebook took too long")]
