@@ -274,11 +274,10 @@ def apply_run(
         for raw_name, record in result.records or []:
             name = _check_name(str(raw_name))
             reported.add(name)
-            # The probe records the answer's own source: judging with it gives the same
-            # message (line numbers included) as the in-kernel sink of stock nbgrader.
-            own = record.get("source") if isinstance(record, dict) else None
+            # Judge with the whole notebook's code (not the function's own recorded source):
+            # the forbidden-API and tamper scans must see module-level aliases and helpers.
             try:
-                verdict = judge(name, record, source=own if own else source)
+                verdict = judge(name, record, source=source)
             except Exception as exc:  # a judge bug must not pass the student
                 failure = (f"the grader could not judge check_{name}: {exc!r}", None)
                 break
