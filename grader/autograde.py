@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -271,8 +273,17 @@ def apply_run(
         # failing check raises right there, before any later line of the cell runs.
         failure: tuple[str, str | None] | None = None
         reported: set[str] = set()
+        expected = checks.get(gid, [])
         for raw_name, record in result.records or []:
             name = _check_name(str(raw_name))
+            if name in reported or name not in expected:
+                # A hidden test calls each of its checks once: anything else was sent by the
+                # student's code, not by the hidden test.
+                how = ("twice" if name in reported
+                       else "from a cell whose hidden test does not call it")
+                failure = (f"check_{name} reported {how}; the submission's code interferes "
+                           "with the hidden tests", "bad_record")
+                break
             reported.add(name)
             # Judge with the whole notebook's code (not the function's own recorded source):
             # the forbidden-API and tamper scans must see module-level aliases and helpers.
@@ -287,7 +298,7 @@ def apply_run(
         if failure is None and result.error:
             continue  # the cell raised after every check it reached had passed: keep that
         if failure is None:
-            for name in checks.get(gid, []):
+            for name in expected:
                 if name not in reported:
                     failure = (f"the hidden test did not run: check_{name} reported no result",
                                None)
@@ -622,6 +633,7 @@ def autograde(
     verbose: bool = False,
     pool_factory: Callable[[int | None, bool, float | None], Any] | None = None,
     judge: Callable[..., Any] | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Autograde the submissions under ``paths`` for ``assignment``; return the result dict.
 
@@ -631,6 +643,10 @@ def autograde(
     (gradebook, autograded notebooks) in that folder. Submissions inside the course's own
     ``submitted/`` folder are recorded in the course's gradebook and ``autograded/``.
 
+    ``seed`` draws the checks' random cases (fast engine); by default a fresh secret seed
+    per run, so no answer can be learned by heart, and it is reported in the result. The
+    stock engine judges inside the kernel with the probe's fixed seed 0.
+
     The students' files are never modified. Raises :class:`AutogradeError` when the run as a
     whole cannot proceed (unknown assignment, sandbox unavailable); problems with single
     submissions become error entries instead.
@@ -638,6 +654,7 @@ def autograde(
     if engine not in ENGINES:
         raise AutogradeError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     report = progress or (lambda phase, done, total, label: None)
+    run_seed = secrets.randbelow(2**31) if seed is None else int(seed)
     started = time.monotonic()
     course_root = gbmod.find_course_root(course)
     try:
@@ -677,6 +694,8 @@ def autograde(
                 if type(exc).__name__ == "SandboxUnavailable":
                     raise AutogradeError(str(exc)) from exc
                 raise
+            if hasattr(pool, "seed"):
+                pool.seed = run_seed  # the worker's probe draws its cases from it
             # 3. run every submission in the pool (its cells as nbgrader will see them) in a
             # background thread, while this thread loads nbgrader and the checks.
             notebooks = [_sanitized_cells(s) for s in gradable]
@@ -696,7 +715,7 @@ def autograde(
             thread.start()
             try:
                 gbmod.register_assignment(ws.config, assignment, release, log)
-                the_judge = judge or _default_judge()
+                the_judge = judge or functools.partial(_default_judge(), seed=run_seed)
             finally:
                 thread.join()
             if failure:
@@ -746,6 +765,7 @@ def autograde(
     return {
         "assignment": assignment,
         "engine": engine,
+        "seed": run_seed if engine == "fast" else 0,
         "course": str(course_root),
         "seconds": round(time.monotonic() - started, 3),
         "results": entries,

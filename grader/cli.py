@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="student id for a single notebook (default: from its file name)")
     ag.add_argument("--workdir", metavar="DIR",
                     help="keep the grading course (gradebook, autograded/) in DIR")
+    ag.add_argument("--seed", type=int, default=None, metavar="N",
+                    help="seed of the checks' random cases (default: a fresh secret seed per "
+                    "run, reported in the JSON; give one to reproduce a run)")
     ag.add_argument("--verbose", "-v", action="store_true", help="show nbgrader's log")
 
     ck = sub.add_parser("check", help="precheck submissions only (no grading)",
@@ -220,7 +223,7 @@ def _cmd_autograde(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             args.paths, args.assignment, course=args.course, engine=args.engine,
             jobs=args.jobs, sandbox=not args.no_sandbox, timeout=args.timeout,
             student=args.student, workdir=args.workdir, progress=_Progress(err),
-            verbose=args.verbose,
+            verbose=args.verbose, seed=args.seed,
         )
     except (AutogradeError, FileNotFoundError) as exc:
         err.write(f"error: {exc}\n")

@@ -384,13 +384,6 @@ def test_exact_score(batch: Batch, student: str) -> None:
     assert_exact(BY_STUDENT[student], batch.results[student], batch.notebooks[student])
 
 
-_WHOLE_NOTEBOOK_REASON = (
-    "apply_run passes record['source'] (the function's own source, recorded in the student's "
-    "process) to judge instead of the notebook's code, so the tamper scan never sees the "
-    "cells that do the tampering")
-
-
-@pytest.mark.xfail(strict=True, reason=_WHOLE_NOTEBOOK_REASON)
 def test_tamper_scan_sees_the_whole_notebook(batch: Batch) -> None:
     """Every notebook the tamper scan flags gets the tampering verdict on every test that ran."""
     from grader import forbidden
@@ -419,7 +412,6 @@ def test_others_are_not_cut_short(batch: Batch, student: str) -> None:
     assert "stopped early" not in error, error
 
 
-@pytest.mark.xfail(strict=True, reason=corpus.HISTORY_REASON)
 def test_hidden_test_source_does_not_reach_the_outputs(batch: Batch) -> None:
     """No cell output (which feedback shows) carries the hidden tests' code."""
     for student in batch.results:
@@ -451,8 +443,7 @@ def test_tampering_is_explained(batch: Batch) -> None:
     if not hasattr(forbidden, "tamper_scan"):
         pytest.skip("the grader has no tamper scan")
     flagged = [t for r in batch.results.values() for t in r["tests"] if t["hint"] == "tampering"]
-    if not flagged:
-        pytest.xfail(_WHOLE_NOTEBOOK_REASON)
+    assert flagged, "no notebook of the corpus got the tampering verdict"
     for test in flagged:
         assert "line " in test["message"], test["message"]
 
@@ -497,7 +488,15 @@ def architecture_batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
 @pytest.mark.parametrize("student", with_xfail(ARCHITECTURE))
 def test_attack_fails_without_the_tamper_scan(architecture_batch: dict[str, dict],
                                               student: str) -> None:
-    assert_exact(BY_STUDENT[student], architecture_batch[student], None)
+    """No test cell scores more than the honest answers earn. Cells may score less: the
+    forbidden-API scan also rejects the indirect look-ups (exec, __dict__) such attacks use."""
+    attack = BY_STUDENT[student]
+    expected = expected_tests(attack)
+    got = {t["grade_id"]: t["score"] for t in architecture_batch[student]["tests"]}
+    assert set(got) == set(expected)
+    over = {gid: (got[gid], expected[gid]) for gid in got if got[gid] > expected[gid]}
+    assert not over, over
+    assert architecture_batch[student]["score"] <= honest_score(attack)
 
 
 # ---------------------------------------------------------------------------------------------

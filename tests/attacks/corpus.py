@@ -665,22 +665,14 @@ def corr2d(X, K):  # noqa: F811
     return _lookup(X, K)
 """
 
-_SEED_REASON = ("the worker pool's seed is fixed (WorkerPool(seed=0), autograde passes none) and "
-                "apply_run lets judge take the seed from the student's own record: the hidden "
-                "cases are known in advance, so answers learned by heart pass")
-_FORGE_REASON = ("a record written straight to the worker's channel (fd 3) from inside the "
-                 "student's function during the test cell is accepted, and the first record "
-                 "of a check wins (apply_run: records.setdefault); with the seed taken from "
-                 "the record, a precomputed seed-0 record passes")
-_OWN_SOURCE_REASON = ("apply_run judges with record['source'] (inspect.getsource of the function, "
-                      "recorded in the student's process) instead of the notebook's code: the "
-                      "static scan no longer sees module-level aliases or helpers, and the "
-                      "tripwires cannot see a function bound before the check")
-HISTORY_REASON = ("the worker runs the restored test cells (hidden part included) with "
-                   "store_history=True: In/_ih hold their source, and a student's cell can "
-                   "print it into the autograded notebook, which feedback shows")
-_REBIND_REASON = ("grader.forbidden.scan does not see `global corr2d` assigned in a helper, and "
-                  "a conv2d reference captured before the check escapes the tripwires")
+# Attacks that once got through, and what closed them (kept as regression cases):
+# - lookup_table: the seed was fixed at 0; autograde now draws a secret seed per run.
+# - forge_via_channel: a forged record on fd 3 was accepted; a test cell may now report each of
+#   its checks once, and the judge uses the run's seed, never the record's.
+# - forbidden_module_alias / forbidden_from_import: judging used the function's own recorded
+#   source; it now uses the whole notebook's code.
+# - forbidden_rebound: the scan now follows `global`, walrus and indirect rebinding.
+# - read_history: test cells now run with store_history=False (no hidden code in In/_ih).
 
 ATTACKS: list[Attack] = [
     Attack("honest_right", "right", "the reference answers"),
@@ -715,9 +707,9 @@ ATTACKS: list[Attack] = [
     Attack("forge_via_probe", "wrong", "check_corr2d replaced by one emitting a forged record",
            top=FORGE_VIA_PROBE),
     Attack("forge_via_channel", "wrong", "forged record written to fd 3 during the check",
-           corr2d=_FORGE_CHANNEL, xfail=_FORGE_REASON),
+           corr2d=_FORGE_CHANNEL),
     Attack("lookup_table", "wrong", "corr2d knows the seed-0 hidden answers by heart",
-           corr2d=lookup_table_corr2d(), xfail=_SEED_REASON),
+           corr2d=lookup_table_corr2d()),
     # making the hidden tests not run
     Attack("blank_later_cells", "wrong", "input transformer that blanks every later cell",
            top=BLANK_LATER_CELLS),
@@ -742,12 +734,11 @@ ATTACKS: list[Attack] = [
     Attack("forbidden_getattr", "right", "corr2d via getattr(F, 'con' + 'v2d')",
            corr2d=FORBIDDEN_GETATTR),
     Attack("forbidden_module_alias", "right", "c = F.conv2d at module level, used by corr2d",
-           corr2d=FORBIDDEN_MODULE_ALIAS, xfail=_OWN_SOURCE_REASON),
+           corr2d=FORBIDDEN_MODULE_ALIAS),
     Attack("forbidden_from_import", "right", "from ... import conv2d as slide, via a helper",
-           corr2d=FORBIDDEN_FROM_IMPORT, xfail=_OWN_SOURCE_REASON),
+           corr2d=FORBIDDEN_FROM_IMPORT),
     Attack("forbidden_rebound", "right", "corr2d rebound to captured conv2d via `global`",
-           corr2d=FORBIDDEN_REBOUND,
-           xfail=_REBIND_REASON),
+           corr2d=FORBIDDEN_REBOUND),
     # leaving the sandbox
     Attack("read_files", "right", "open source/, gradebook.db, other students, /root",
            top=READ_FILES),
