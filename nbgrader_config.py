@@ -16,11 +16,12 @@ Environment variables:
 """
 
 import os
-import re
 from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.preprocessors import GetGrades
+
+from grader.feedback import ClearHiddenTestsAndTracebacks
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -35,7 +36,7 @@ c.CourseDirectory.course_id = "convgrade"
 c.Exchange.root = os.environ.get("CONVGRADE_EXCHANGE", str(COURSE_ROOT / "exchange"))
 
 # Gradebook: nbgrader's default sqlite file in the course root unless CONVGRADE_DB_URL is
-# set (e.g. postgresql://user@host/convgrade when several graders share one hub).
+# set (e.g. postgresql+psycopg2://user@host/convgrade when several graders share one hub).
 if os.environ.get("CONVGRADE_DB_URL"):
     c.CourseDirectory.db_url = os.environ["CONVGRADE_DB_URL"]
 
@@ -63,40 +64,8 @@ c.Execute.interrupt_on_timeout = True
 # the failure, hidden ones included. Strip the hidden-test regions from the cells and from
 # their tracebacks before rendering, so the feedback shows the visible asserts and each
 # check's message, never the hidden cases or the check names.
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# A quoted source line in an IPython traceback: "---> 10 code" or "     10 code".
-_QUOTED = re.compile(r"^\s*(?:-*>)?\s*\d+\s(.*)$")
-
-
-class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
-    """nbgrader's ClearHiddenTests, which also drops the hidden lines quoted in tracebacks."""
-
-    def preprocess_cell(self, cell, resources, cell_index):
-        hidden = set()
-        if cell.cell_type == "code":
-            inside = False
-            for line in cell.source.splitlines():
-                if self.begin_test_delimeter in line:
-                    inside = True
-                if inside and line.strip():
-                    hidden.add(line.strip())
-                if self.end_test_delimeter in line:
-                    inside = False
-        cell, resources = super().preprocess_cell(cell, resources, cell_index)
-        for output in cell.get("outputs", []) if hidden else []:
-            if output.get("output_type") == "error":
-                output["traceback"] = [
-                    "\n".join(
-                        line for line in frame.split("\n")
-                        if not ((m := _QUOTED.match(_ANSI.sub("", line)))
-                                and m.group(1).strip() in hidden)
-                    )
-                    for frame in output.get("traceback", [])
-                ]
-        return cell, resources
-
-
-# Same list as GenerateFeedback's default, with the hidden tests cleared after GetGrades.
+# (grader/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
+# cleared after GetGrades.
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     ClearHiddenTestsAndTracebacks,
