@@ -657,16 +657,58 @@ def autograde(
     run_seed = secrets.randbelow(2**31) if seed is None else int(seed)
     started = time.monotonic()
     course_root = gbmod.find_course_root(course)
+    pool = None
+    if engine == "fast":
+        # Start what the fast engine waits for longest right away: the judge's imports
+        # (torch) in a thread and one warm server, while nbgrader's config loads.
+        threading.Thread(target=_default_judge, name="convgrade-judge-import",
+                         daemon=True).start()
+        pool = _start_pool(pool_factory or _default_pool_factory, jobs, sandbox, timeout,
+                           run_seed, course_root / "source" / assignment)
     try:
-        spec = load_source(course_root, assignment, gbmod.load_config(course_root))
-    except FileNotFoundError as exc:
-        raise AutogradeError(str(exc)) from exc
+        try:
+            spec = load_source(course_root, assignment, gbmod.load_config(course_root))
+        except FileNotFoundError as exc:
+            raise AutogradeError(str(exc)) from exc
+        try:
+            subs = discover(paths, assignment, spec.notebook_name, student)
+        except FileNotFoundError as exc:
+            raise AutogradeError(str(exc)) from exc
+        if not subs:
+            raise AutogradeError("no submissions found")
+        return _autograde(subs, spec, assignment, course_root, engine, pool, report, started,
+                          run_seed, workdir, verbose, judge, timeout)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
+                timeout: float | None, seed: int, source_dir: Path) -> Any:
+    """Make the worker pool, give it the run's seed, and start one server in the background."""
     try:
-        subs = discover(paths, assignment, spec.notebook_name, student)
-    except FileNotFoundError as exc:
-        raise AutogradeError(str(exc)) from exc
-    if not subs:
-        raise AutogradeError("no submissions found")
+        pool = factory(jobs, sandbox, timeout)
+    except Exception as exc:
+        if type(exc).__name__ == "SandboxUnavailable":
+            raise AutogradeError(str(exc)) from exc
+        raise
+    if hasattr(pool, "seed"):
+        pool.seed = seed  # the worker's probe draws its cases from it
+    if hasattr(pool, "preload_matplotlib"):
+        # pyplot costs each warm server about 1.5 s: load it where the assignment plots
+        pool.preload_matplotlib = any(
+            "matplotlib" in nb.read_text(encoding="utf-8", errors="replace")
+            for nb in source_dir.glob("*.ipynb"))
+    if hasattr(pool, "warm"):
+        pool.warm(1)
+    return pool
+
+
+def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course_root: Path,
+               engine: str, pool: Any, report: Progress, started: float, run_seed: int,
+               workdir: str | os.PathLike[str] | None, verbose: bool,
+               judge: Callable[..., Any] | None, timeout: float | None) -> dict[str, Any]:
+    """Steps 1-6 for the discovered submissions (see :func:`autograde`)."""
 
     # 1-2. precheck and restore
     for k, sub in enumerate(subs, 1):
@@ -676,7 +718,6 @@ def autograde(
 
     ws = _workspace(course_root, subs, workdir)
     log, collector = _make_logger(assignment, verbose)
-    pool = None
     fast_db = contextlib.ExitStack()
     if workdir is None and ws.root != course_root:  # throw-away gradebook: no fsync
         fast_db.enter_context(gbmod.unsynced_sqlite(gbmod.db_url_for(ws.config)))
@@ -687,15 +728,6 @@ def autograde(
         runner: _FastRunner | None = None
         release = (ws.temporary or ws.root) / "release"
         if engine == "fast" and gradable:
-            factory = pool_factory or _default_pool_factory
-            try:
-                pool = factory(jobs, sandbox, timeout)
-            except Exception as exc:
-                if type(exc).__name__ == "SandboxUnavailable":
-                    raise AutogradeError(str(exc)) from exc
-                raise
-            if hasattr(pool, "seed"):
-                pool.seed = run_seed  # the worker's probe draws its cases from it
             # 3. run every submission in the pool (its cells as nbgrader will see them) in a
             # background thread, while this thread loads nbgrader and the checks.
             notebooks = [_sanitized_cells(s) for s in gradable]
@@ -758,8 +790,6 @@ def autograde(
             entries.append(entry)
     finally:
         fast_db.close()
-        if pool is not None:
-            pool.close()
         if ws.temporary is not None:
             shutil.rmtree(ws.temporary, ignore_errors=True)
     return {

@@ -1115,6 +1115,13 @@ class _ServerHandle:
         self.starts = 0
         self.last_status: dict = {}  # the server's report on the last submission (benchmarks)
         self._stderr: Any = None
+        self.lock = threading.Lock()  # a warm-up start and the first run never overlap
+
+    def ensure_started(self) -> None:
+        """Start the server unless it runs (waits for a warm-up start under way)."""
+        with self.lock:
+            if not self.alive():
+                self.start()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -1197,15 +1204,15 @@ class _ServerHandle:
         body = json.dumps({"cells": [asdict(c) for c in cells]}).encode("ascii")
         line = b"J %d\n" % len(body) + body
         for attempt in (0, 1):
-            if not self.alive():
-                try:
-                    self.start()
-                except (SandboxUnavailable, RuntimeError, OSError) as exc:
-                    if not self.starts:
-                        raise  # the very first start: a set-up problem, not a submission's
-                    # A restart failed (a loaded machine?): this submission gets the error,
-                    # the batch goes on, and the next submission tries again.
-                    return RunResult([], f"the worker could not be restarted: {exc}", 0.0)
+            try:
+                # under the server's lock: waits for a warm-up start that is under way
+                self.ensure_started()
+            except (SandboxUnavailable, RuntimeError, OSError) as exc:
+                if not self.starts:
+                    raise  # the very first start: a set-up problem, not a submission's
+                # A restart failed (a loaded machine?): this submission gets the error,
+                # the batch goes on, and the next submission tries again.
+                return RunResult([], f"the worker could not be restarted: {exc}", 0.0)
             assert self.proc is not None and self.proc.stdin is not None
             try:
                 self.proc.stdin.write(line)
@@ -1373,9 +1380,28 @@ class WorkerPool:
         todo = [s for s in self._servers if not s.alive()]
         if todo:
             with ThreadPoolExecutor(max_workers=len(todo)) as ex:
-                for fut in [ex.submit(s.start) for s in todo]:
+                for fut in [ex.submit(s.ensure_started) for s in todo]:
                     fut.result()
         return time.monotonic() - t0
+
+    def warm(self, count: int = 1) -> None:
+        """Start up to ``count`` servers in the background and return at once.
+
+        The next submissions go to the warmed servers first; a run that needs one waits for its
+        start to finish. Start-up errors surface in that run, as with a lazy start.
+        """
+        warmed = [s for s in self._servers if not s.alive()][:max(0, count)]
+        with self._cond:  # _acquire pops from the end: hand out the warmed servers first
+            self._idle = [s for s in self._idle if s not in warmed] + [
+                s for s in warmed if s in self._idle]
+
+        def start(server: _ServerHandle) -> None:
+            with contextlib.suppress(Exception):  # the run that needs it retries and reports
+                server.ensure_started()
+
+        for server in warmed:
+            threading.Thread(target=start, args=(server,), name="convgrade-warm",
+                             daemon=True).start()
 
     def server_info(self) -> list[dict]:
         """Per server: what it reported when ready, start-up seconds and restarts so far."""

@@ -373,3 +373,13 @@ def test_no_trace_of_the_previous_submission_in_memory(pool: WorkerPool) -> None
         assert after.error is None, after.error
         counts.append(int(text_of(after.cells[0])))
     assert counts[0] == counts[1], f"the secret of the previous submission was found: {counts}"
+
+
+def test_a_run_right_after_warm_waits_for_the_warm_start(stub_package: Path) -> None:
+    """warm() starts a server in the background; the first run waits for it, never races it."""
+    with WorkerPool(1, sandbox=False, limits=Limits(wall_seconds=20), package_dir=stub_package,
+                    preload_matplotlib=False) as p:
+        p.warm(1)
+        result = p.run(cells("print(6 * 7)"))
+        assert result.error is None and text_of(result.cells[0]) == "42\n"
+        assert [s["starts"] for s in p.server_info()] == [1]
