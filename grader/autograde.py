@@ -218,9 +218,10 @@ def _job_key(nb: NotebookNode) -> list[tuple[int, str]]:
 
 
 def _student_source(nb: NotebookNode) -> str:
-    return "\n\n".join(
-        c.source for c in nb.cells if c.cell_type == "code" and not _is_test_cell(c)
-    )
+    from grader.forbidden import join_cells
+
+    return join_cells(c.source for c in nb.cells
+                      if c.cell_type == "code" and not _is_test_cell(c))
 
 
 def apply_run(

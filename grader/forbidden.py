@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,17 @@ class Finding:
         return f"line {self.line}: `{self.text}` uses `{self.name}`"
 
 
+#: Separates the code cells in the ``source`` the grader passes to :func:`scan` and
+#: :func:`tamper_scan`. A NUL byte cannot stand in a cell that runs (Python refuses source with
+#: one), so a student cannot use it to split a working cell in two.
+CELL_SEPARATOR = "\n\x00\n"
+
+
+def join_cells(cells: Iterable[str]) -> str:
+    """The ``source`` argument of the scans for these code cells."""
+    return CELL_SEPARATOR.join(cells)
+
+
 def _strip_magics(source: str) -> str:
     """Blank out IPython magics and shell escapes so that ``ast`` can parse the cells."""
     lines = []
@@ -71,6 +82,40 @@ def _strip_magics(source: str) -> str:
         stripped = line.lstrip()
         lines.append("" if stripped.startswith(("%", "!", "?")) else line)
     return "\n".join(lines)
+
+
+def _as_python(cell: str) -> str:
+    """A cell as IPython runs it: magics blanked, other IPython syntax made Python."""
+    text = _strip_magics(cell)
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # pragma: no cover - IPython comes with nbgrader
+        return text
+    try:
+        return TransformerManager().transform_cell(text)
+    except Exception:  # noqa: BLE001 - then the cell does not run in the kernel either
+        return text
+
+
+def _parse_cells(source: str) -> tuple[ast.Module, list[str]]:
+    """Parse every cell of ``source`` on its own and join them into one module.
+
+    A cell that does not parse is left out: the kernel cannot run any of it either (a
+    syntax error in one answer must not hide the rest of the notebook from the scans, nor
+    make its words count as code). Line numbers count through the kept cells.
+    """
+    body: list[ast.stmt] = []
+    lines: list[str] = []
+    for cell in source.split("\x00"):
+        code = _as_python(cell)
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError):
+            continue
+        ast.increment_lineno(tree, len(lines))
+        body.extend(tree.body)
+        lines.extend(code.splitlines() or [""])
+    return ast.Module(body=body, type_ignores=[]), lines
 
 
 def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -192,16 +237,10 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
         entry: the name of the exercise's function; ``None`` scans everything.
 
     Returns:
-        The findings, in source order; ``[]`` when the code is clean. Code that does not
-        parse is scanned as plain text for forbidden names.
+        The findings, in source order; ``[]`` when the code is clean. Cells that do not
+        parse are left out (they cannot run).
     """
-    text = _strip_magics(source)
-    lines = text.splitlines()
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return [Finding(m.group(0), text.count("\n", 0, m.start()) + 1, m.group(0))
-                for m in re.finditer(rf"\b(?:{_FORBIDDEN_RE.pattern})\b", text)]
+    tree, lines = _parse_cells(source)
     bound = _top_level(tree)
     if entry is None or entry not in bound or _rebinds_indirectly(tree):
         nodes: list[ast.AST] = [tree]
@@ -341,17 +380,12 @@ def tamper_scan(source: str) -> list[Finding]:
     channel, monkeypatching torch or numpy) goes through something listed here. Any finding
     fails the notebook's checks with the finding's line.
     """
-    text = _strip_magics(source)
-    lines = text.splitlines()
     found: list[Finding] = []
     for number, line in enumerate(source.splitlines(), 1):
         magic = re.match(r"\s*%{1,2}\s*(\w+)", line)
         if magic and magic.group(1) in _TAMPER_MAGICS:
             found.append(Finding(f"%{magic.group(1)}", number, line.strip()[:120]))
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return found  # the cell errors in the worker anyway; nothing of it runs
+    tree, lines = _parse_cells(source)
     os_names = set(_OS)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -311,3 +311,16 @@ HONEST_EXTRAS = [
 def test_honest_scratch_code_is_not_tampering(records: dict, code: str) -> None:
     source = code + "\n\n" + R.solution_source("corr2d")
     assert run_check(records, "corr2d", {"corr2d": R.corr2d}, source=source).passed
+
+
+def test_a_cell_with_a_syntax_error_does_not_hide_or_taint_the_others(records: dict) -> None:
+    from grader.forbidden import join_cells
+
+    broken = 'def corr2d_multi_in_out_1x1(X, K):\n    """A 1x1 convolution."""\n    return (\n'
+    honest = join_cells([broken, R.solution_source("corr2d")])
+    assert run_check(records, "corr2d", {"corr2d": R.corr2d}, source=honest).passed
+    cheat = join_cells([broken, "import torch.nn.functional as F\nfiles = !ls\n"
+                        "def corr2d(X, K):\n"
+                        "    return F.conv2d(X[None, None], K[None, None])[0, 0]"])
+    verdict = run_check(records, "corr2d", {"corr2d": R.corr2d}, source=cheat)
+    assert not verdict.passed and verdict.hint in ("forbidden_api", "tampering")

@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader import checks, forbidden, probe
+from grader import checks, forbidden, probe, reference
 
 CONV = "X[None, None], K[None, None]"  # the argument pattern every conv variant uses
 
@@ -77,17 +77,7 @@ def names(found: list[forbidden.Finding]) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 # the corpus: each is a full student notebook (cells joined) that gets the right numbers
 
-HONEST = src("""
-    import torch
-
-    def corr2d(X, K):
-        h, w = K.shape
-        Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-        for i in range(Y.shape[0]):
-            for j in range(Y.shape[1]):
-                Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-        return Y
-""")
+HONEST = "import torch\n\n" + reference.solution_source("corr2d")
 
 HONEST_WITH_SCRATCH = HONEST + src("""
     # a scratch cell: compare with torch (not used by corr2d)
@@ -98,20 +88,7 @@ HONEST_WITH_SCRATCH = HONEST + src("""
     pooled = torch.nn.MaxPool2d(2)(X0[None, None])
 """)
 
-HONEST_POOL = src("""
-    import torch
-
-    def pool2d(X, pool_size, mode="max"):
-        if mode not in ("max", "avg"):
-            raise ValueError(mode)
-        p_h, p_w = pool_size
-        Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
-        for i in range(Y.shape[0]):
-            for j in range(Y.shape[1]):
-                window = X[i:i + p_h, j:j + p_w]
-                Y[i, j] = window.max() if mode == "max" else window.mean()
-        return Y
-""")
+HONEST_POOL = "import torch\n\n" + reference.solution_source("pool2d")
 
 FORBIDDEN_CORR2D: dict[str, str] = {
     "plain_F_conv2d": f"""
@@ -496,8 +473,12 @@ def test_words_in_comments_strings_and_names_are_not_uses() -> None:
 def test_magics_and_syntax_errors_do_not_crash_the_scan() -> None:
     code = "%matplotlib inline\n!pip list\n" + HONEST
     assert forbidden.scan(code, "corr2d") == []
+    # A cell that does not parse cannot run in the kernel: nothing of it counts, so the
+    # words in it (a docstring saying "convolution") cannot fail the other exercises.
     broken = "def corr2d(X, K)\n    return F.conv2d(X, K)\n"
-    assert "conv2d" in names(forbidden.scan(broken, "corr2d"))
+    assert forbidden.scan(broken, "corr2d") == []
+    both = forbidden.join_cells([broken, "import torch.nn.functional as F\nc = F.conv2d"])
+    assert names(forbidden.scan(both)) == {"conv2d"}
 
 
 # ---------------------------------------------------------------------------------------------

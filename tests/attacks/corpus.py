@@ -526,21 +526,17 @@ print("spawned")
 
 # Hidden test code is sent to the worker to run; IPython keeps every cell's source in In/_ih.
 # corr2d copies the running cell's source while the check calls it; a last cell prints it.
-READ_HISTORY_CORR2D = """\
-import torch
+def _read_history_corr2d() -> str:
+    """The reference corr2d, plus a line that copies the running cell's source from In."""
+    from grader import reference
 
-_seen = []
+    body = reference.solution_source("corr2d").replace(
+        "    h, w = K.shape", "    _seen.append(In[-1])\n    h, w = K.shape", 1)
+    assert "_seen.append" in body, "the reference corr2d changed: update this attack"
+    return "import torch\n\n_seen = []\n\n\n" + body
 
 
-def corr2d(X, K):
-    _seen.append(In[-1])
-    h, w = K.shape
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-    return Y
-"""
+READ_HISTORY_CORR2D = _read_history_corr2d()
 READ_HISTORY_END = """\
 print(_seen[-1])
 print("\\n".join(In))
