@@ -23,7 +23,6 @@ by hand; the README's "Measured" section quotes its output.
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import json
 import os
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from grader.demo import solution_names
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -58,23 +59,6 @@ def _run(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> float:
     if proc.returncode not in ok:
         sys.exit(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return seconds
-
-
-def _defined_names(source: str) -> list[str]:
-    """Top-level names defined by an instructor's solution cell."""
-    lines = [ln for ln in source.splitlines() if not ln.strip().startswith("###")]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
-        return []
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-    return names
 
 
 def _make_course(dest: Path, assignment: str) -> None:
@@ -116,7 +100,7 @@ def _write_submission(course: Path, assignment: str, student: str, answers: dict
     name = f"{assignment}.ipynb"
     source = nbformat.read(course / "source" / assignment / name, as_version=4)
     names_by_id = {
-        c.metadata.get("nbgrader", {}).get("grade_id"): _defined_names(c.source)
+        c.metadata.get("nbgrader", {}).get("grade_id"): solution_names(c.source)
         for c in source.cells
     }
     nb = nbformat.read(course / "release" / assignment / name, as_version=4)

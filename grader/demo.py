@@ -18,6 +18,7 @@ folder must hold the generated ``release/`` (``nbgrader generate_assignment <ass
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -51,6 +52,28 @@ WEAK_ANSWERS: dict[str, str] = {
     ),
     "receptive_field_answer": "Because there are more layers, so the network is bigger.",
 }
+
+
+def solution_names(source: str) -> list[str]:
+    """Top-level names a solution cell defines (defs, classes, assignments), in order.
+
+    Reads an instructor's cell (``### BEGIN/END SOLUTION`` lines ignored); ``[]`` when the
+    cell does not parse.
+    """
+    lines = [ln for ln in source.splitlines() if not ln.strip().startswith("###")]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return names
 
 
 def _nbgrader_meta(cell: nbformat.NotebookNode) -> dict:

@@ -14,7 +14,6 @@ wrong one's from grader.hints.MISTAKES.
 
 from __future__ import annotations
 
-import ast
 import csv
 import importlib.util
 import json
@@ -28,6 +27,8 @@ from typing import Any
 
 import nbformat
 import pytest
+
+from grader.demo import solution_names
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -78,26 +79,6 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _defined_names(source: str) -> list[str]:
-    """Top-level names a solution cell defines (defs, assignments, imports)."""
-    lines = [ln for ln in source.splitlines() if not ln.strip().startswith("###")]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
-        return []
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-        elif isinstance(node, ast.ImportFrom | ast.Import):
-            names += [a.asname or a.name.split(".")[0] for a in node.names]
-    return names
-
-
 def _fill(notebook: Path, source_nb: Path, answers: dict[str, str]) -> int:
     """Write answers into the solution cells of a fetched notebook; returns cells filled.
 
@@ -117,7 +98,7 @@ def _fill(notebook: Path, source_nb: Path, answers: dict[str, str]) -> int:
         if cell.cell_type != "code" or not meta.get("solution"):
             continue
         original = by_id.get(meta.get("grade_id"))
-        names = _defined_names(original.source if original is not None else cell.source)
+        names = solution_names(original.source if original is not None else cell.source)
         code = [answers[n] for n in dict.fromkeys(names) if n in answers]
         if not code:
             continue
