@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ def _as_python(cell: str) -> str:
         return text
 
 
+@functools.lru_cache(maxsize=16)
 def _parse_cells(source: str) -> tuple[ast.Module, list[str]]:
     """Parse every cell of ``source`` on its own and join them into one module.
 
