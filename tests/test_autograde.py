@@ -294,3 +294,22 @@ def test_apply_run_first_failed_verdict_wins_over_a_later_error() -> None:
                               "the hidden test did not run: check_t reported no result")]
     assert _apply([], ran=False)[0] == [
         ("CellNotRun", "this cell did not run: the notebook took too long")]
+
+
+@pytest.mark.parametrize("assignment", ["channels_pooling", "conv_basics"])
+def test_throwaway_course_scores_like_nbgrader_recording(demo_course: Path, tmp_path: Path,
+                                                        assignment: str) -> None:
+    """Loose notebooks graded in a throw-away course skip nbgrader's recording (the lone-CI
+    case); with --workdir they go through it. Both must give the same entries."""
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for student in ("ada", "ben", "cy"):
+        shutil.copy2(demo_course / "submitted" / student / assignment / f"{assignment}.ipynb",
+                     loose / f"{student}.ipynb")
+    direct = autograde([loose], assignment, course=demo_course, seed=0)
+    recorded = autograde([loose], assignment, course=demo_course, seed=0,
+                         workdir=tmp_path / "work")
+    keys = ("student", "score", "max_score", "graded", "error", "tests", "manual_max_score")
+    assert ([{k: r[k] for k in keys} for r in direct["results"]]
+            == [{k: r[k] for k in keys} for r in recorded["results"]])
+    assert {r["student"]: r["score"] for r in direct["results"]}["ada"] > 0
