@@ -350,13 +350,18 @@ class _FastRunner:
             run = stored[1]
         else:  # nbgrader's sanitising changed a cell: run this notebook again as it is now
             run = self.pool.run(cell_jobs(nb))
-        sub = self.subs.get(student)
-        if sub is not None:
-            sub.run_error = run.error
-            sub.seconds = float(getattr(run, "seconds", 0.0) or 0.0)
-        hints = apply_run(nb, run, self.spec, self.judge)
-        if sub is not None:
-            sub.hints = hints
+        judge_run(self.subs.get(student), nb, run, self.spec, self.judge)
+
+
+def judge_run(sub: Submission | None, nb: NotebookNode, run: Any, spec: SourceSpec,
+              judge: Callable[..., Any]) -> None:
+    """Judge a worker run into ``nb`` (:func:`apply_run`) and note its error, time and hints
+    on the submission."""
+    hints = apply_run(nb, run, spec, judge)
+    if sub is not None:
+        sub.run_error = run.error
+        sub.seconds = float(getattr(run, "seconds", 0.0) or 0.0)
+        sub.hints = hints
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,9 +795,7 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
                 judged: dict[str, dict[str, Any]] = {}
                 for position, run in done:
                     sub, nb = gradable[position], notebooks[position]
-                    sub.run_error = run.error
-                    sub.seconds = float(getattr(run, "seconds", 0.0) or 0.0)
-                    sub.hints = apply_run(nb, run, spec, the_judge)
+                    judge_run(sub, nb, run, spec, the_judge)
                     judged[sub.student] = _direct_entry(assignment, sub, spec, nb)
                     report("record", len(judged), len(gradable), sub.student)
                 return _result(assignment, engine, run_seed, course_root, started, [

@@ -112,7 +112,7 @@ RTOL, ATOL = 1e-4, 1e-4
 
 
 def _finite(x: Any) -> float:
-    return float(x) if not isinstance(x, str) else float(x)  # "nan", "inf", "-inf"
+    return float(x)  # also reads the probe's "nan", "inf" and "-inf"
 
 
 def as_tensor(enc: dict) -> torch.Tensor | None:
@@ -299,11 +299,11 @@ GENERIC_HINTS: dict[str, str] = {
 
 def _mistake_hint(spec: CheckSpec, case: Case, enc: dict) -> hints.Mistake | None:
     """The known mistake whose output on ``case`` equals the student's, if any."""
+    from grader.probe import _call  # the same recording path as the student's
+
     for mistake in hints.MISTAKES.get(spec.name, []):
         try:
             fn = hints.mistake_namespace(spec.name, mistake.id)[spec.answers[0]]
-            from grader.probe import _call  # the same recording path as the student's
-
             wrong = _call(fn, case)["result"]
         except Exception:  # noqa: BLE001 - a broken corpus entry must not break judging
             continue
