@@ -18,8 +18,16 @@ Environment variables:
 import os
 from pathlib import Path
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 
 from grader.feedback import ClearHiddenTestsAndTracebacks
 
@@ -66,6 +74,19 @@ c.Execute.interrupt_on_timeout = True
 # check's message, never the hidden cases or the check names.
 # (grader/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
 # cleared after GetGrades.
+# Autograding steps after execution: nbgrader's default list, spelled out so that convgrade's
+# own steps have one place to go. Both engines use this list (the fast engine swaps Execute
+# for the worker's precomputed outputs, grader.autograde.autograde_preprocessors).
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     ClearHiddenTestsAndTracebacks,

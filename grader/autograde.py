@@ -490,13 +490,22 @@ def _convert_one(
     converter.start()
 
 
-def _fast_preprocessors(runner: _FastRunner) -> list[Any]:
+def autograde_preprocessors(config: Any) -> list[Any]:
+    """The course's ``Autograde.autograde_preprocessors`` (nbgrader_config.py), else nbgrader's
+    default list: both engines run the same steps after execution."""
     from nbgrader.converters import Autograde
+
+    configured = config.get("Autograde", {}).get("autograde_preprocessors")
+    if configured:
+        return list(configured)
+    return list(Autograde.class_traits()["autograde_preprocessors"].default())
+
+
+def _fast_preprocessors(runner: _FastRunner, config: Any) -> list[Any]:
     from nbgrader.preprocessors import Execute
 
-    stock = list(Autograde.class_traits()["autograde_preprocessors"].default())
     cls = _precomputed_execute_class()
-    return [cls(runner) if pp is Execute else pp for pp in stock]
+    return [cls(runner) if pp is Execute else pp for pp in autograde_preprocessors(config)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -803,7 +812,7 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
             runner = _FastRunner(pool, spec, the_judge, {s.student: s for s in gradable})
             for position, run in done:
                 runner.runs[gradable[position].student] = (_job_key(notebooks[position]), run)
-            preprocessors = _fast_preprocessors(runner)
+            preprocessors = _fast_preprocessors(runner, ws.config)
         elif gradable:
             gbmod.register_assignment(ws.config, assignment, release, log)
 
