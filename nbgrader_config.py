@@ -30,6 +30,7 @@ from nbgrader.preprocessors import (
 )
 
 from grader.feedback import ClearHiddenTestsAndTracebacks
+from grader.review import FlagForReview, KeepStderrVisible
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -63,9 +64,11 @@ c.Execute.interrupt_on_timeout = True
 # from splitting it into several test cells (e.g. pool2d_max / pool2d_avg / pool2d_mode).
 #
 # Stderr policy: stock nbgrader scores a test cell 0 as soon as it writes anything to stderr
-# (utils.determine_grade), even if every assert passed. The grader's checks therefore swallow
-# the student's stderr output and warnings while they call the student's code, so a harmless
-# UserWarning cannot zero a correct answer. Nothing needs configuring here for that.
+# (utils.determine_grade), even if every assert passed. A right answer that warns must keep its
+# points, so KeepStderrVisible (grader/review.py, in the list below, before SaveAutoGrades)
+# turns the stderr text of test cells into plain-text output: still shown in the autograded
+# notebook and the feedback, no longer a zero. (The hidden checks also swallow the warnings of
+# the calls they make, so `nbgrader validate` in a student's Jupyter agrees.)
 
 # Feedback: stock nbgrader 0.9.6 renders the autograded notebook, hidden tests restored, into
 # the students' feedback HTML, and a failing cell's traceback quotes the source lines around
@@ -77,12 +80,17 @@ c.Execute.interrupt_on_timeout = True
 # Autograding steps after execution: nbgrader's default list, spelled out so that convgrade's
 # own steps have one place to go. Both engines use this list (the fast engine swaps Execute
 # for the worker's precomputed outputs, grader.autograde.autograde_preprocessors).
+# Review (grader/review.py): KeepStderrVisible keeps stderr from zeroing a test cell;
+# FlagForReview, after SaveAutoGrades (which sets needs_manual_grade itself), flags the grades
+# that ran after code the tamper scan found, so formgrader lists them for review.
 c.Autograde.autograde_preprocessors = [
     Execute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    KeepStderrVisible,
     SaveAutoGrades,
+    FlagForReview,
     AssignLatePenalties,
     CheckCellMetadata,
 ]

@@ -306,8 +306,9 @@ def apply_run(
                     break
         if failure is not None:
             message, hint = failure
-            kept = [o for o in outputs if o.get("output_type") in ("stream", "display_data")
-                    and o.get("name") != "stderr"]
+            # what the cell printed stays visible, stderr included (KeepStderrVisible makes
+            # that text harmless to the score, grader/review.py)
+            kept = [o for o in outputs if o.get("output_type") in ("stream", "display_data")]
             cell.outputs = kept + [_error_output("AssertionError", message,
                                                  [f"AssertionError: {message}"])]
             hints[gid] = hint
@@ -522,8 +523,9 @@ def _message(cell: NotebookNode) -> str:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream" and out.get("name") == "stderr":
             text = str(out.get("text", "")).strip().splitlines()
-            return "the cell wrote to stderr (nbgrader scores that 0): " + (text[-1] if text
-                                                                            else "")
+            return ("the cell wrote to stderr, which stock nbgrader scores 0 (add "
+                    "grader.review.KeepStderrVisible to the course's autograde steps): "
+                    + (text[-1] if text else ""))
     return ""
 
 
@@ -540,6 +542,7 @@ def _collect(
         cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
     course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
     scores: dict[str, tuple[float | None, float]] = {}
+    flagged: set[str] = set()
     with gbmod.venv_on_path(), Gradebook(gbmod.db_url_for(ws.config), course_id) as gb:
         try:
             submission = gb.find_submission_notebook(notebook_name, assignment, sub.student)
@@ -548,7 +551,12 @@ def _collect(
         if submission is not None:
             for grade in submission.grades:
                 scores[grade.name] = (grade.auto_score, float(grade.max_score or 0))
-    return _scored_entry(entry, sub, spec, cells, scores)
+                if grade.needs_manual_grade:
+                    flagged.add(grade.name)
+    entry = _scored_entry(entry, sub, spec, cells, scores)
+    if autograded.exists():
+        _add_review(entry, nb, flagged)
+    return entry
 
 
 def _scored_entry(entry: dict[str, Any], sub: Submission, spec: SourceSpec,
@@ -572,6 +580,7 @@ def _scored_entry(entry: dict[str, Any], sub: Submission, spec: SourceSpec,
             "passed": passed,
             "message": message,
             "hint": None if passed else sub.hints.get(cell.grade_id),
+            "needs_manual_grade": False,
         })
     entry["tests"] = tests
     entry["score"] = float(sum(t["score"] for t in tests))
@@ -586,6 +595,9 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
     gradebook: for submissions graded in a throw-away course, whose gradebook nobody reads."""
     from nbgrader.utils import determine_grade
 
+    from grader.review import flagged_grade_ids, review_findings, stderr_as_display
+
+    stderr_as_display(nb)  # what KeepStderrVisible does on the recorded path
     cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
     scores: dict[str, tuple[float | None, float]] = {}
     for test in spec.tests:
@@ -594,7 +606,19 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
             scores[test.grade_id] = determine_grade(cell)
     entry = _scored_entry(_entry(sub, assignment, spec), sub, spec, cells, scores)
     entry["graded"] = True
+    _add_review(entry, nb, flagged_grade_ids(review_findings(nb)))
     return entry
+
+
+def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> None:
+    """Put the tamper scan's findings (``review``) and each test's ``needs_manual_grade`` into
+    ``entry``. ``flagged`` is what the gradebook flags (or, without one, what FlagForReview
+    would): nbgrader itself flags a grade that has a manual score."""
+    from grader.review import review_findings
+
+    entry["review"] = [f.to_dict() for f in review_findings(nb)]
+    for test in entry["tests"]:
+        test["needs_manual_grade"] = test["grade_id"] in flagged
 
 
 def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]:
@@ -615,6 +639,7 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
         "tests": [],
         "error": " ".join(errors) if errors else None,
         "problems": [p.to_dict() for p in problems],
+        "review": [],
         "seconds": round(sub.seconds, 3),
     }
 

@@ -11,7 +11,6 @@ Never staged into the student's worker.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,6 +178,29 @@ def _fmt_tensor(t: torch.Tensor) -> str:
     return f"a tensor of shape {shape}"
 
 
+#: How some classes read in a sentence (others are "a <class> object").
+_CLASS_WORDS: dict[str, str] = {
+    "ellipsis": "an ellipsis (`...`), the placeholder of the release",
+    "NoneType": "None",
+    "function": "a function",
+    "builtin_function_or_method": "a built-in function",
+    "method": "a method",
+    "module": "a module",
+    "type": "a class",
+    "generator": "a generator",
+    "object": "an object",
+}
+
+
+def _article(word: str) -> str:
+    """``word`` with "a" or "an" in front."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def _describe_class(name: str) -> str:
+    return _CLASS_WORDS.get(name) or f"{_article(name)} object"
+
+
 def describe(enc: dict) -> str:
     """What came back, in words, for a failure message."""
     kind = enc.get("type")
@@ -201,12 +223,13 @@ def describe(enc: dict) -> str:
         if shape is not None:
             return f"{'torch.Size' if kind == 'size' else kind} {shape}"
         t = as_tensor(enc)
-        return f"a {kind}: {_fmt_tensor(t)[2:]}" if t is not None else f"a {kind}"
+        return _fmt_tensor(t).replace("a tensor", f"a {kind}", 1) if t is not None else \
+            f"a {kind}"
     if kind == "dict":
         return "a dict with keys " + ", ".join(sorted(enc.get("items", {})))
     if kind == "not_callable":
-        return f"{enc.get('class', 'a value')} (not a function)"
-    return f"a {enc.get('class', kind)} object"
+        return _describe_class(str(enc.get('class', 'value')))
+    return _describe_class(str(enc.get("class", kind)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,27 +373,6 @@ def _forbidden_verdict(spec: CheckSpec, record: dict, source: str | None) -> Ver
         "convolution, pooling and unfold (and numpy/scipy equivalents) are not allowed here, "
         "under any name; use loops or slicing with * and sum/max/mean.",
         "forbidden_api",
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _tampering(source: str) -> tuple[forbidden.Finding, ...]:
-    return tuple(forbidden.tamper_scan(source))
-
-
-def _tamper_verdict(spec: CheckSpec, source: str | None) -> Verdict | None:
-    findings = _tampering(source) if source else ()
-    if not findings:
-        return None
-    listed = "; ".join(f.describe() for f in findings[:5])
-    return Verdict(
-        False,
-        f"{spec.title} was not graded: the notebook reaches into the grader, the interpreter "
-        f"or Jupyter's machinery ({listed}).\nHint: submitted notebooks may not import grader, "
-        "inspect, gc or ctypes, use get_ipython, eval/exec or dunder attributes, replace "
-        "functions of torch or numpy, or open the gradebook; remove that code and submit "
-        "again.",
-        "tampering",
     )
 
 
@@ -550,19 +552,16 @@ _VALUE_JUDGES: dict[str, Callable[[CheckSpec, dict], Verdict]] = {
 }
 
 
-def judge(name: str, record: dict, source: str | None = None, seed: int | None = None,
-          tamper_scan: bool = True) -> Verdict:
+def judge(name: str, record: dict, source: str | None = None,
+          seed: int | None = None) -> Verdict:
     """Judge the record of check ``name``.
 
     Args:
         name: the check's name (a key of :data:`CHECKS`).
         record: what :mod:`grader.probe` recorded in the student's process.
         source: the student's code; when given, the static forbidden-API scan runs on it.
+            (The tamper scan is no verdict: its findings go to review, grader.review.)
         seed: the cases' seed; ``None`` takes the one in the record (in-process judging).
-        tamper_scan: fail every check of a ``source`` that reaches into the grader
-            (:func:`grader.forbidden.tamper_scan`). In-process judging turns it off: there
-            the student's kernel is trusted anyway, and the instructor's source notebooks
-            import the reference on purpose.
 
     Returns:
         The verdict. A record that cannot be read is a failed verdict, never an exception.
@@ -573,9 +572,6 @@ def judge(name: str, record: dict, source: str | None = None, seed: int | None =
     if not isinstance(record, dict):
         return Verdict(False, f"{spec.title}: unreadable record.", "bad_record")
     try:
-        tampered = _tamper_verdict(spec, source) if tamper_scan else None
-        if tampered:
-            return tampered
         if spec.kind == "value":
             got = _values(record)
             if set(got) != set(spec.answers):

@@ -99,25 +99,41 @@ def _as_python(cell: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _parse_cells(source: str) -> tuple[ast.Module, list[str]]:
+def _parse_cells(source: str) -> tuple[ast.Module, list[str], tuple[tuple[int, int], ...]]:
     """Parse every cell of ``source`` on its own and join them into one module.
 
     A cell that does not parse is left out: the kernel cannot run any of it either (a
     syntax error in one answer must not hide the rest of the notebook from the scans, nor
-    make its words count as code). Line numbers count through the kept cells.
+    make its words count as code). Line numbers count through the kept cells; the third
+    item maps each kept cell to its first line: ``(first line - 1, cell number)``.
     """
     body: list[ast.stmt] = []
     lines: list[str] = []
-    for cell in source.split("\x00"):
+    starts: list[tuple[int, int]] = []
+    for number, cell in enumerate(source.split("\x00")):
         code = _as_python(cell)
         try:
             tree = ast.parse(code)
         except (SyntaxError, ValueError):
             continue
+        starts.append((len(lines), number))
         ast.increment_lineno(tree, len(lines))
         body.extend(tree.body)
         lines.extend(code.splitlines() or [""])
-    return ast.Module(body=body, type_ignores=[]), lines
+    return ast.Module(body=body, type_ignores=[]), lines, tuple(starts)
+
+
+def locate(source: str, line: int) -> tuple[int, int]:
+    """Where line ``line`` of a finding on ``source`` stands: (cell number, line in that cell).
+
+    Cells are numbered in the order they were joined (:func:`join_cells`), from 0.
+    """
+    _, _, starts = _parse_cells(source)
+    cell, first = 0, 0
+    for offset, number in starts:
+        if offset < line:
+            cell, first = number, offset
+    return cell, line - first
 
 
 def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -242,7 +258,7 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
         The findings, in source order; ``[]`` when the code is clean. Cells that do not
         parse are left out (they cannot run).
     """
-    tree, lines = _parse_cells(source)
+    tree, lines, _ = _parse_cells(source)
     bound = _top_level(tree)
     if entry is None or entry not in bound or _rebinds_indirectly(tree):
         nodes: list[ast.AST] = [tree]
@@ -329,126 +345,310 @@ def tripwires() -> Iterator[set[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# tampering: reaching into the grader, the worker or Jupyter's machinery
+# tamper scan: code that could forge a record, skip a graded cell or hide a forbidden call
+#
+# The grader does not rely on this scan: judging happens in the grader's process, records are
+# validated, the staged runtime holds no reference or judge, and the interpreter is restored
+# before every test cell. What is left for code in the student's process is listed here, and
+# only that: a finding sends the notebook to review (needs_manual_grade), it never zeroes it.
 
-#: Modules a submitted notebook may not import: they reach the grader, the interpreter's
-#: internals or the gradebook.
-TAMPER_MODULES: frozenset[str] = frozenset(
-    {"grader", "ctypes", "gc", "importlib", "builtins", "inspect", "marshal", "types", "runpy",
-     "code", "codeop", "IPython", "ipykernel", "traitlets", "sqlite3", "nbgrader", "pickle",
-     "dill", "cffi", "_ctypes", "sysconfig", "site", "atexit", "signal", "linecache",
-     "__main__", "faulthandler", "tracemalloc", "_thread", "posix"}
+#: The probe's and the worker's internals: touching them can only mean forging a record.
+PROBE_INTERNALS: frozenset[str] = frozenset(
+    {"_sink", "set_sink", "_emit", "_CHANNEL", "set_seed", "_seed", "_judge_here",
+     "_Pristine", "_Assembler"}
 )
-#: Built-in names that evaluate code or reach attributes by computed names.
-TAMPER_BUILTINS: frozenset[str] = frozenset(
-    {"get_ipython", "__import__", "eval", "exec", "compile", "globals", "vars", "locals",
-     "setattr", "delattr", "__builtins__", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii",
-     "_iii", "breakpoint"}
+#: Attributes that reach a running frame, its variables, or tracing: the probe's own state
+#: while it calls the student's function.
+FRAME_ATTRS: frozenset[str] = frozenset(
+    {"settrace", "setprofile", "_getframe", "_current_frames", "f_back", "f_globals",
+     "f_locals", "f_builtins", "tb_frame", "gi_frame", "cr_frame", "ag_frame",
+     "__globals__", "__code__", "__closure__", "__defaults__", "__kwdefaults__",
+     "__builtins__", "__subclasses__", "get_objects", "get_referrers", "get_referents"}
 )
-#: Attributes (on anything) that reach frames, the probe's sink or Jupyter's input pipeline.
-TAMPER_ATTRS: frozenset[str] = frozenset(
-    {"settrace", "setprofile", "_getframe", "f_back", "f_globals", "f_locals", "f_builtins",
-     "f_code", "gi_frame", "cr_frame", "tb_frame", "input_transformers_cleanup",
-     "input_transformers_post", "ast_transformers", "run_cell", "user_ns", "meta_path",
-     "path_hooks", "set_sink", "set_seed", "_sink", "_seed", "_CHANNEL",
-     "register_cell_magic", "register_line_magic", "register_magic_function",
-     "last_traceback", "last_value", "last_exc", "last_type", "FileIO", "history_manager"}
+#: ``inspect`` functions that return live frames (``inspect.signature`` and the like are fine).
+INSPECT_FRAMES: frozenset[str] = frozenset(
+    {"currentframe", "stack", "getouterframes", "getinnerframes", "trace"}
 )
-#: Attributes of os/posix/sys that write to raw file descriptors or reach loaded modules.
-TAMPER_OS_ATTRS: frozenset[str] = frozenset(
-    {"modules", "write", "fdopen", "dup", "dup2", "pwrite", "writev", "sendfile",
-     "memfd_create", "fork", "forkpty", "open", "openpty"}
+#: IPython's input pipeline and cell execution: what could rewrite or skip a hidden cell.
+PIPELINE_ATTRS: frozenset[str] = frozenset(
+    {"input_transformers_cleanup", "input_transformers_post", "input_transformer_manager",
+     "ast_transformers", "register_cell_magic", "register_line_magic",
+     "register_magic_function", "register_magics", "set_custom_exc", "run_cell",
+     "run_ast_nodes", "run_code", "transform_cell"}
 )
-#: Dunder attributes a student may use (everything else with __ is off limits).
-ALLOWED_DUNDERS: frozenset[str] = frozenset(
-    {"__init__", "__name__", "__doc__", "__version__", "__len__", "__getitem__", "__setitem__",
-     "__call__", "__repr__", "__str__", "__iter__", "__next__", "__eq__", "__main__",
-     "__future__", "__contains__", "__enter__", "__exit__", "__post_init__"}
+#: os/posix functions that write to a raw file descriptor (the worker's channel is one).
+RAW_FD_CALLS: frozenset[str] = frozenset(
+    {"write", "writev", "pwrite", "pwritev", "fdopen", "dup", "dup2", "sendfile", "splice"}
 )
-_OS = ("os", "posix", "sys", "nt", "io", "_io")
-#: Magics that read the session's history or run code from elsewhere.
-_TAMPER_MAGICS = ("hist", "history", "recall", "rerun", "macro", "save", "store", "load",
-                  "load_ext", "run", "edit", "pycat", "bookmark", "alias_magic", "writefile")
-_INPUT_HISTORY = re.compile(r"_i\d+$")
-_TAMPER_STRINGS = ("/proc", "/dev/fd", "gradebook", "grader", "/sys/", "nbgrader")
+#: Modules whose functions the probe, the tripwires or the worker's record encoding use:
+#: assigning to their attributes (monkeypatching) could change a record or hide a call.
+GUARDED_MODULES: frozenset[str] = frozenset(
+    {"torch", "numpy", "scipy", "grader", "builtins", "sys", "os", "posix", "io", "_io",
+     "json", "math", "inspect", "contextlib", "IPython", "ipykernel", "traitlets"}
+)
+#: Attribute paths under a guarded module that are settings, not functions (assigning them is
+#: an ordinary habit: ``torch.backends.cudnn.deterministic = True``, ``sys.stdout = ...``).
+SETTING_ATTRS: frozenset[str] = frozenset(
+    {"backends", "stdout", "stderr", "stdin", "path", "ps1", "ps2", "displayhook",
+     "excepthook", "dont_write_bytecode", "tracebacklimit", "environ"}
+)
+#: Modules that change arbitrary memory.
+MEMORY_MODULES: frozenset[str] = frozenset({"ctypes", "_ctypes", "cffi"})
+#: Magics that run code the scans cannot read, or rename magics.
+CODE_MAGICS: frozenset[str] = frozenset(
+    {"run", "load", "macro", "rerun", "recall", "edit", "alias_magic"}
+)
+#: IPython extensions students load (anything else is looked at).
+KNOWN_EXTENSIONS: frozenset[str] = frozenset(
+    {"autoreload", "line_profiler", "memory_profiler", "watermark", "tensorboard",
+     "lab_black", "nb_black", "jupyter_black", "rpy2.ipython", "sql", "cython",
+     "google.colab.data_table", "pyinstrument", "snakeviz", "ipython_autotime", "autotime"}
+)
+_RAW_FD_PATH = re.compile(r"/proc/[^/\s]+/(?:fd|mem)\b|/dev/fd\b")
+_MAGIC_RE = re.compile(r"\s*(%{1,2})\s*(\w+)\s*(.*)")
+
+
+def _magic_findings(source: str) -> list[tuple[int, int, str, str]]:
+    """(cell, line in cell, finding, text) for each magic that runs unseen code."""
+    found = []
+    for number, cell in enumerate(source.split("\x00")):
+        for line_no, line in enumerate(cell.strip("\n").splitlines(), 1):
+            magic = _MAGIC_RE.match(line)
+            if not magic:
+                continue
+            name, arg = magic.group(2), magic.group(3).strip()
+            what = None
+            if name in CODE_MAGICS:
+                what = f"%{name} runs code the grader cannot read"
+            elif name == "writefile" and arg.split()[-1:] and arg.split()[-1].endswith(".py"):
+                what = "%%writefile writes a Python module the grader cannot read"
+            elif name == "load_ext" and arg and arg.split()[0] not in KNOWN_EXTENSIONS:
+                what = f"%load_ext of an unknown extension ({arg.split()[0]})"
+            if what:
+                found.append((number, line_no, what, line.strip()[:120]))
+    return found
+
+
+def _imported_roots(tree: ast.Module) -> dict[str, str]:
+    """Each name bound by an import, mapped to the top-level module it comes from."""
+    roots: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                roots[(alias.asname or alias.name).split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                roots[alias.asname or alias.name] = node.module.split(".")[0]
+    return roots
+
+
+def _chain(node: ast.AST) -> tuple[str | None, list[str]]:
+    """``a.b.c`` as ("a", ["b", "c"]); the root is None when it is not a plain name."""
+    attrs: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attrs.insert(0, node.attr)
+        node = node.value
+    while isinstance(node, ast.Subscript):  # torch.__dict__["x"], sys.modules["grader"]
+        node = node.value
+        while isinstance(node, ast.Attribute):
+            attrs.insert(0, node.attr)
+            node = node.value
+    return (node.id if isinstance(node, ast.Name) else None), attrs
+
+
+class _TamperVisitor(ast.NodeVisitor):
+    """Collects (node, finding) pairs for :func:`tamper_scan`."""
+
+    def __init__(self, roots: dict[str, str]) -> None:
+        self.roots = roots
+        self.found: list[tuple[ast.AST, str]] = []
+        self.guarded_aliases: set[str] = set()
+
+    def add(self, node: ast.AST, what: str) -> None:
+        self.found.append((node, what))
+
+    def guarded(self, root: str | None) -> bool:
+        return root is not None and (self.roots.get(root) in GUARDED_MODULES
+                                     or root in self.guarded_aliases)
+
+    def root_module(self, root: str | None) -> str | None:
+        return self.roots.get(root or "")
+
+    # imports
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.check_module(node, alias.name, None)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = node.module or ""
+        for alias in node.names:
+            self.check_module(node, module, alias.name)
+
+    def check_module(self, node: ast.AST, module: str, name: str | None) -> None:
+        top = module.split(".")[0]
+        if top in MEMORY_MODULES:
+            self.add(node, f"import {module} (it can change the grader's memory)")
+        elif top == "grader" and (module != "grader" or (
+                name is not None and not name.startswith("check_"))):
+            self.add(node, f"import of the grader's internals ({module}"
+                     f"{'.' + name if name else ''})")
+        elif name is not None and top in ("os", "posix") and name in RAW_FD_CALLS:
+            self.add(node, f"{module}.{name} writes to a raw file descriptor")
+        elif name is not None and top in ("io", "_io") and name == "FileIO":
+            self.add(node, "io.FileIO opens a raw file descriptor")
+        elif name is not None and top == "sys" and name in ("settrace", "setprofile",
+                                                             "_getframe", "modules"):
+            self.add(node, f"sys.{name} (frames, tracing or loaded modules)")
+        elif name is not None and (name in FRAME_ATTRS or name in PROBE_INTERNALS or (
+                top == "inspect" and name in INSPECT_FRAMES)):
+            self.add(node, f"{module}.{name} reaches frames or the grader's state")
+
+    # attributes and names
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        root, attrs = _chain(node)
+        module = self.root_module(root)
+        attr = node.attr
+        if attr in PROBE_INTERNALS:
+            self.add(node, f".{attr} belongs to the grader's probe")
+        elif attr in FRAME_ATTRS:
+            self.add(node, f".{attr} reaches frames, tracing or live objects")
+        elif attr in PIPELINE_ATTRS:
+            self.add(node, f".{attr} changes how IPython runs cells")
+        elif module == "inspect" and attr in INSPECT_FRAMES:
+            self.add(node, f"inspect.{attr} returns live frames")
+        elif module in ("os", "posix") and attr in RAW_FD_CALLS:
+            self.add(node, f"os.{attr} writes to a raw file descriptor")
+        elif module in ("io", "_io") and attr == "FileIO":
+            self.add(node, "io.FileIO opens a raw file descriptor")
+        elif module == "sys" and attr == "monitoring":
+            self.add(node, "sys.monitoring traces running code")
+        elif module == "socket" and attr == "fromfd":
+            self.add(node, "socket.fromfd opens a raw file descriptor")
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id == "__builtins__":
+            self.add(node, "__builtins__ (the interpreter's own functions)")
+        elif node.id in ("FileIO",) and self.roots.get("FileIO") in ("io", "_io"):
+            self.add(node, "io.FileIO opens a raw file descriptor")
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and _RAW_FD_PATH.search(node.value):
+            self.add(node, f"the path {node.value[:40]!r} reaches raw file descriptors or memory")
+        elif isinstance(node.value, str) and re.fullmatch(r"grader(\.\w+)+", node.value):
+            self.add(node, f"the name {node.value!r} of a grader module")
+
+    # calls
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else None
+        if name in ("setattr", "delattr") and node.args:
+            root, attrs = _chain(node.args[0])
+            if self.guarded(root) and not (set(attrs) & SETTING_ATTRS):
+                self.add(node, f"{name}() on {self.root_module(root) or root}: it replaces a "
+                         "function the grader relies on")
+        if name == "open" and node.args and isinstance(node.args[0], ast.Constant) and \
+                isinstance(node.args[0].value, int):
+            self.add(node, "open() of a raw file descriptor")
+        if name == "open" and any(k.arg == "closefd" for k in node.keywords):
+            self.add(node, "open(..., closefd=...) of a raw file descriptor")
+        if name == "socket" or (isinstance(func, ast.Attribute) and func.attr == "socket"):
+            if any(k.arg == "fileno" for k in node.keywords):
+                self.add(node, "socket(fileno=...) opens a raw file descriptor")
+        if isinstance(func, ast.Attribute) and func.attr in (
+                "update", "pop", "setdefault", "clear", "popitem", "__setitem__",
+                "__delitem__", "insert", "append", "extend", "remove"):
+            root, attrs = _chain(func.value)
+            if self.root_module(root) == "sys" and attrs[-1:] in (["modules"], ["meta_path"],
+                                                                   ["path_hooks"]):
+                self.add(node, f"sys.{attrs[-1]}.{func.attr}() changes how modules load")
+            elif self.guarded(root) and attrs[-1:] == ["__dict__"]:
+                self.add(node, f"{root}.__dict__.{func.attr}() replaces a module's functions")
+        self.generic_visit(node)
+
+    # assignments (monkeypatching)
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            self.check_target(node, target)
+        if isinstance(node.value, ast.Attribute | ast.Name):
+            root, _ = _chain(node.value)
+            if self.guarded(root):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        self.guarded_aliases.add(target.id)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.check_target(node, node.target)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.check_target(node, node.target)
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            self.check_target(node, target)
+        self.generic_visit(node)
+
+    def check_target(self, node: ast.AST, target: ast.AST) -> None:
+        if isinstance(target, ast.Tuple | ast.List):
+            for item in target.elts:
+                self.check_target(node, item)
+            return
+        if not isinstance(target, ast.Attribute | ast.Subscript):
+            return
+        root, attrs = _chain(target)
+        if root is None and isinstance(target, ast.Subscript):
+            call = target.value
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and \
+                    call.func.id in ("vars", "globals") and call.args:
+                root, attrs = _chain(call.args[0])
+                attrs = [*attrs, "__dict__"]
+        if not self.guarded(root):
+            return
+        module = self.root_module(root) or root
+        if module == "sys" and attrs[:1] == ["modules"]:
+            self.add(node, "an entry of sys.modules is replaced")
+        elif isinstance(target, ast.Subscript) and "__dict__" not in attrs and \
+                attrs[-1:] != ["modules"]:
+            return  # an item of a module-level container (os.environ[...], rcParams[...])
+        elif attrs and not (set(attrs) & SETTING_ATTRS):
+            self.add(node, f"{root}.{'.'.join(attrs)} is replaced (monkeypatching "
+                     f"{module}, which the grader relies on)")
 
 
 def tamper_scan(source: str) -> list[Finding]:
-    """Find code that reaches into the grader, the worker or Jupyter's machinery.
+    """Find code that could forge a check's record, skip a graded cell or hide a forbidden
+    call, given the grader's structural defences (docs/THREAT_MODEL.md, "Tamper scan").
 
-    Honest answers to these exercises need none of it, and every way of forging a check's
-    result in the student's process (replacing modules in ``sys.modules``, swapping the
-    probe's sink, input or AST transformers, frame inspection, writing to the worker's
-    channel, monkeypatching torch or numpy) goes through something listed here. Any finding
-    fails the notebook's checks with the finding's line.
+    That is: writing to raw file descriptors (the worker's channel), the probe's internals,
+    frames, tracing and live-object walks, IPython's input pipeline, monkeypatching the
+    modules the probe and the worker rely on (torch, numpy, json, builtins, sys.modules...),
+    ctypes, and magics that run code the grader cannot read. Everything else a notebook
+    does (imports of the standard library, IPython.display, help, magics, plotting, strings
+    that mention anything) is not a finding. Findings are a reason to review, not a verdict.
+
+    Args:
+        source: the student's code cells joined with :func:`join_cells`, as the grader read
+            them from the submission.
+
+    Returns:
+        The findings in source order; ``line`` counts through the joined cells (see
+        :func:`locate` for the cell and its own line).
     """
+    tree, lines, starts = _parse_cells(source)
+    visitor = _TamperVisitor(_imported_roots(tree))
+    visitor.visit(tree)
     found: list[Finding] = []
-    for number, line in enumerate(source.splitlines(), 1):
-        magic = re.match(r"\s*%{1,2}\s*(\w+)", line)
-        if magic and magic.group(1) in _TAMPER_MAGICS:
-            found.append(Finding(f"%{magic.group(1)}", number, line.strip()[:120]))
-    tree, lines = _parse_cells(source)
-    os_names = set(_OS)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            os_names |= {a.asname for a in node.names if a.asname and a.name in _OS}
-
-    def add(name: str, node: ast.AST) -> None:
+    for node, what in visitor.found:
         line = getattr(node, "lineno", 0)
-        snippet = lines[line - 1].strip() if 0 < line <= len(lines) else name
-        found.append(Finding(name, line, snippet[:120]))
-
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
-            for module in modules:
-                if module.split(".")[0] in TAMPER_MODULES:
-                    add(f"import {module}", node)
-            for alias in node.names:
-                imported.add((alias.asname or alias.name).split(".")[0])
-                from_os = isinstance(node, ast.ImportFrom) and (node.module or "") in _OS
-                if alias.name in TAMPER_ATTRS or (from_os and alias.name in TAMPER_OS_ATTRS):
-                    add(alias.name, node)
-        elif isinstance(node, ast.Name) and (node.id in TAMPER_BUILTINS
-                                             or _INPUT_HISTORY.match(node.id)):
-            add(node.id, node)
-        elif isinstance(node, ast.Attribute):
-            receiver = node.value.id if isinstance(node.value, ast.Name) else None
-            if node.attr in TAMPER_ATTRS or (receiver in os_names
-                                             and node.attr in TAMPER_OS_ATTRS):
-                add(f".{node.attr}", node)
-            elif node.attr.startswith("__") and node.attr not in ALLOWED_DUNDERS:
-                add(f".{node.attr}", node)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-                node.func.id == "open" and node.args
-                and not isinstance(node.args[0], ast.Constant | ast.Name | ast.JoinedStr)):
-            add("open() of a computed path or a file descriptor", node)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-                node.func.id == "open" and node.args and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, int)):
-            add("open() of a file descriptor", node)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if any(marker in node.value for marker in _TAMPER_STRINGS):
-                add(repr(node.value[:40]), node)
-    # Monkeypatching: assigning to an attribute of an imported module (torch.allclose = ...).
-    for node in ast.walk(tree):
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
-            targets = [node.target]
-        elif isinstance(node, ast.Delete):
-            targets = node.targets
-        for target in targets:
-            for sub in ast.walk(target):
-                if isinstance(sub, ast.Attribute):
-                    root = sub.value
-                    while isinstance(root, ast.Attribute):
-                        root = root.value
-                    if isinstance(root, ast.Name) and root.id in imported:
-                        add(f"assignment to {root.id}.…{sub.attr}", node)
+        snippet = lines[line - 1].strip() if 0 < line <= len(lines) else what
+        found.append(Finding(what, line, snippet[:120]))
+    first_line = {number: offset for offset, number in starts}
+    for number, line_no, what, text in _magic_findings(source):
+        if number in first_line:
+            found.append(Finding(what, first_line[number] + line_no, text))
     unique: dict[tuple[int, str], Finding] = {}
     for finding in found:
         unique.setdefault((finding.line, finding.name), finding)

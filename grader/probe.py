@@ -46,7 +46,7 @@ def _judge_here(name: str, record: dict) -> None:
     """The default sink: judge in this process and raise AssertionError on a failure."""
     from grader.checks import judge
 
-    verdict = judge(name, record, source=record.get("source"), tamper_scan=False)
+    verdict = judge(name, record, source=record.get("source"))
     if not verdict.passed:
         raise AssertionError(verdict.message)
 

@@ -272,28 +272,30 @@ def test_forged_record_for_wrong_seed_is_judged_on_the_grader_seed(records: dict
     assert not judge("corr2d", records["corr2d"], seed=0).passed
 
 
+#: Code the tamper scan flags for review (tests/test_review.py): the judge does not look at it,
+#: so a right answer beside it still passes and the instructor decides in formgrader.
 TAMPERING = [
     "import torch\ntorch.allclose = lambda *a, **k: True",
     "import numpy as np\nnp.testing.assert_allclose = lambda *a, **k: None",
-    "import sys\nprobe = sys.modules['grader.probe']",
+    "import sys\nsys.modules['grader.probe'] = None",
     "get_ipython().input_transformers_cleanup.append(lambda lines: [])",
-    "from grader.reference import corr2d",
-    "import importlib\nm = importlib.import_module('gra' + 'der.probe')",
     "import os\nos.write(3, b'{}')",
     "f = open(3, 'w')",
     "subs = ().__class__.__base__.__subclasses__()",
-    "data = open('../../gradebook.db', 'rb').read()",
-    "exec('import gra' + 'der')",
 ]
 
 
 @pytest.mark.parametrize("code", TAMPERING)
-def test_tampering_fails_every_check(records: dict, code: str) -> None:
+def test_tamper_findings_are_no_verdict(records: dict, code: str) -> None:
+    """The judge scores the answers; tamper findings go to review (grader.review)."""
+    from grader.forbidden import tamper_scan
+
     source = code + "\n\n" + R.solution_source("corr2d")
+    assert tamper_scan(source), code
     verdict = run_check(records, "corr2d", {"corr2d": R.corr2d}, source=source)
-    assert not verdict.passed and verdict.hint == "tampering", verdict.message
+    assert verdict.passed, verdict.message
     verdict = run_check(records, "out_1_0", {"out_1_0": 4.0}, source=source)
-    assert not verdict.passed and verdict.hint == "tampering"
+    assert verdict.passed, verdict.message
 
 
 HONEST_EXTRAS = [
