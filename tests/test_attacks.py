@@ -10,17 +10,20 @@ that no feedback message shows hidden test code.
 Expected scores:
 
 * an attack on a wrong answer scores what the wrong answer scores alone (7 of 13), an attack on
-  a right answer scores full marks (13), unless
-* the notebook reaches into the grader or the interpreter (``grader.forbidden.tamper_scan``
-  finds something): then a test cell the grader fails with the ``tampering`` verdict scores
-  0 (never on a notebook the scan finds clean);
+  a right answer scores full marks (13): the structural defences (judging in the grader's
+  process on validated records, the staged worker without reference or judge, pristine state
+  before every test cell, restored test cells, the secret seed) make the attack pointless;
+* the tamper scan (``grader.forbidden.tamper_scan``) is no verdict: where it finds something
+  the test cells after it keep the score the checks gave and are flagged
+  ``needs_manual_grade`` for review (the JSON's ``review`` list names the line). The attacks in
+  :data:`REVIEWED` must be flagged; no other notebook of the corpus may be;
 * a submission that stops itself before the tests (exit, endless loop) scores 0, one that
   runs away after the tests keeps what the tests gave and gets an ``error``.
 
-A second, smaller run does the same through the Python API with the tamper verdict switched
-off, so each attack is shown to fail on the architecture alone (staged worker, restored state
-before every test cell, judging in the grader's process). A third runs a few of them through
-the stock engine (``--engine nbgrader``), which is not defended: see docs/THREAT_MODEL.md.
+(Before issue 9 the scan zeroed every check of a flagged notebook, and a second run graded the
+attacks with the scan off to show the architecture alone holds; the main run now is that run.)
+A second run grades a few attacks through the stock engine (``--engine nbgrader``), which is
+not defended: see docs/THREAT_MODEL.md.
 
 Attacks that are not defended are ``xfail(strict=True)`` with the reason.
 """
@@ -68,12 +71,23 @@ def student_source(nb: nbformat.NotebookNode) -> str:
     return "\n\n".join(parts)
 
 
-def tampered(nb: nbformat.NotebookNode) -> bool:
-    """Whether the grader's tamper scan (if it has one) fails this notebook outright."""
-    from grader import forbidden
+def scan_findings(nb: nbformat.NotebookNode) -> list:
+    """What the grader's tamper scan finds in this notebook's student code."""
+    from grader.review import review_findings
 
-    scan = getattr(forbidden, "tamper_scan", None)
-    return bool(scan(student_source(nb))) if scan is not None else False
+    return review_findings(nb)
+
+
+#: Attacks the tamper scan must catch (sent to review). Each still scores no more than its
+#: honest answers on the structural defences alone.
+REVIEWED: frozenset[str] = frozenset({
+    "noop_asserts", "noop_asserts_right", "noop_asserts_hidden", "import_reference",
+    "import_reference_module", "import_reference_importlib", "patch_judge",
+    "patch_judge_visible", "fake_sys_modules", "patch_sink", "forge_via_probe",
+    "forge_via_channel", "blank_later_cells",
+    "blank_later_cells_manager", "rewrite_hidden_cells", "ast_transformer", "patch_run_cell",
+    "patch_import", "settrace",
+})
 
 
 #: Right answers whose corr2d breaks the from-scratch rule: corr2d, and so corr2d_multi_in and
@@ -82,6 +96,12 @@ SPECIAL: frozenset[str] = frozenset({
     "forbidden_alias", "forbidden_getattr", "forbidden_rebound", "forbidden_module_alias",
     "forbidden_from_import",
 })
+
+
+#: Attacks whose indirect look-ups (exec/compile of a file, a module's ``__dict__``) make the
+#: forbidden-API scan reject every check of a function (grader.forbidden.scan scans the whole
+#: notebook then): they score 0, below their honest answers.
+INDIRECT: frozenset[str] = frozenset({"noop_asserts_hidden", "search_reference_file"})
 
 
 def honest_score(attack: Attack) -> float:
@@ -93,30 +113,23 @@ def expected_tests(attack: Attack) -> dict[str, float]:
     """The score of each test cell when no tamper verdict applies."""
     if not attack.ran_tests:
         return dict.fromkeys(corpus.POINTS, 0.0)
+    if attack.student in INDIRECT:
+        return dict.fromkeys(corpus.POINTS, 0.0)
     wrong = attack.base == "wrong" or attack.student in SPECIAL
     return {gid: 0.0 if wrong and gid in corpus.WRONG_FAILS else float(points)
             for gid, points in corpus.POINTS.items()}
 
 
-def tamper_failed(result: dict) -> set[str]:
-    """The test cells the grader failed with the tampering verdict."""
-    return {t["grade_id"] for t in result["tests"] if t["hint"] == "tampering"}
-
-
 def assert_exact(attack: Attack, result: dict, nb: nbformat.NotebookNode | None) -> None:
-    """Every test cell scores exactly what the answers earn (0 where tampering was found)."""
+    """Every test cell scores exactly what the answers earn; a tamper finding only flags."""
     expected = expected_tests(attack)
-    flagged = tamper_failed(result)
-    if flagged:
-        assert nb is not None and tampered(nb), f"tampering verdict on a clean notebook: {result}"
-    for gid in flagged:
-        expected[gid] = 0.0
     got = {t["grade_id"]: t["score"] for t in result["tests"]}
     assert got == expected, [(t["grade_id"], t["score"], t["message"][:200])
                              for t in result["tests"] if got[t["grade_id"]] != expected.get(
                                  t["grade_id"])]
     assert result["score"] == sum(expected.values())
     assert result["score"] <= honest_score(attack)
+    assert all(t["hint"] != "tampering" for t in result["tests"]), "the scan gave a verdict"
 
 
 def with_xfail(attacks: list[Attack]) -> list[Any]:
@@ -384,16 +397,28 @@ def test_exact_score(batch: Batch, student: str) -> None:
     assert_exact(BY_STUDENT[student], batch.results[student], batch.notebooks[student])
 
 
-def test_tamper_scan_sees_the_whole_notebook(batch: Batch) -> None:
-    """Every notebook the tamper scan flags gets the tampering verdict on every test that ran."""
-    from grader import forbidden
+def test_the_tamper_scan_sends_to_review(batch: Batch) -> None:
+    """The attacks of REVIEWED, and no other notebook, carry review findings; the test cells
+    after the finding are flagged needs_manual_grade in the JSON and in the gradebook."""
+    from nbgrader.api import Gradebook
 
-    if not hasattr(forbidden, "tamper_scan"):
-        pytest.skip("the grader has no tamper scan")
-    should = {s for s, nb in batch.notebooks.items()
-              if tampered(nb) and BY_STUDENT[s].ran_tests}
-    got = {s for s, r in batch.results.items() if tamper_failed(r)}
-    assert got == should
+    flagged = {s for s, r in batch.results.items() if r.get("review")}
+    assert flagged == set(REVIEWED), (sorted(flagged - REVIEWED), sorted(REVIEWED - flagged))
+    in_gradebook: set[tuple[str, str]] = set()
+    with Gradebook(f"sqlite:///{batch.course / 'gradebook.db'}") as gb:
+        for student in batch.results:
+            try:
+                nb = gb.find_submission_notebook(corpus.ASSIGNMENT, corpus.ASSIGNMENT, student)
+            except Exception:  # noqa: BLE001 - not recorded (runaway before nbgrader)
+                continue
+            in_gradebook |= {(student, g.name) for g in nb.grades if g.needs_manual_grade}
+    for student, result in batch.results.items():
+        expected = {gid for f in result.get("review", []) for gid in f["grade_ids"]}
+        marked = {t["grade_id"] for t in result["tests"] if t["needs_manual_grade"]}
+        assert marked == expected, student
+        assert {g for s, g in in_gradebook if s == student} == expected, student
+        if student in REVIEWED:
+            assert expected, f"{student}: a finding that flags no test cell"
 
 
 @pytest.mark.parametrize("student", [a.student for a in ATTACKS if a.resource])
@@ -436,67 +461,12 @@ def test_big_file_stops_at_the_file_limit(batch: Batch) -> None:
     assert "too large" in text.lower() or "no space" in text.lower(), text[-500:]
 
 
-def test_tampering_is_explained(batch: Batch) -> None:
-    """A notebook failed for tampering is told which line did it."""
-    from grader import forbidden
-
-    if not hasattr(forbidden, "tamper_scan"):
-        pytest.skip("the grader has no tamper scan")
-    flagged = [t for r in batch.results.values() for t in r["tests"] if t["hint"] == "tampering"]
-    assert flagged, "no notebook of the corpus got the tampering verdict"
-    for test in flagged:
-        assert "line " in test["message"], test["message"]
-
-
-# ---------------------------------------------------------------------------------------------
-# the architecture alone: the same attacks with the tamper verdict switched off
-
-ARCHITECTURE = [a for a in ATTACKS if not a.resource and a.student not in (
-    "read_files", "walk_root", "write_files", "network", "write_gradebook", "kill_parent",
-    "write_5gb", "background_process")]
-
-
-@pytest.fixture(scope="module")
-def architecture_batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The cheating attacks graded through grader.autograde.autograde with a judge that
-    ignores tamper findings (it judges records as if the notebook looked clean)."""
-    from grader import checks
-    from grader.autograde import autograde
-
-    root = tmp_path_factory.mktemp("architecture")
-    listener = Listener()
-    try:
-        subs, course, _ = build_corpus(root, ARCHITECTURE, listener.port, "unused")
-    finally:
-        listener.close()
-    original = getattr(checks, "_tamper_verdict", None)
-
-    def judge(name: str, record: dict, source: str | None = None, **kw: Any) -> Any:
-        return checks.judge(name, record, source=source, **kw)
-
-    try:
-        if original is not None:
-            checks._tamper_verdict = lambda *a, **k: None  # type: ignore[attr-defined]
-        data = autograde([subs], corpus.ASSIGNMENT, course=REPO, jobs=2, sandbox=True,
-                         timeout=TIMEOUT, workdir=course, judge=judge)
-    finally:
-        if original is not None:
-            checks._tamper_verdict = original  # type: ignore[attr-defined]
-    return {r["student"]: r for r in data["results"]}
-
-
-@pytest.mark.parametrize("student", with_xfail(ARCHITECTURE))
-def test_attack_fails_without_the_tamper_scan(architecture_batch: dict[str, dict],
-                                              student: str) -> None:
-    """No test cell scores more than the honest answers earn. Cells may score less: the
-    forbidden-API scan also rejects the indirect look-ups (exec, __dict__) such attacks use."""
-    attack = BY_STUDENT[student]
-    expected = expected_tests(attack)
-    got = {t["grade_id"]: t["score"] for t in architecture_batch[student]["tests"]}
-    assert set(got) == set(expected)
-    over = {gid: (got[gid], expected[gid]) for gid in got if got[gid] > expected[gid]}
-    assert not over, over
-    assert architecture_batch[student]["score"] <= honest_score(attack)
+def test_review_findings_are_explained(batch: Batch) -> None:
+    """Each review finding names what it saw, the cell and line, and quotes the code."""
+    findings = [f for r in batch.results.values() for f in r.get("review", [])]
+    assert findings
+    for f in findings:
+        assert f["finding"] and f["snippet"] and f["line"] >= 1 and f["cell"] >= 0, f
 
 
 # ---------------------------------------------------------------------------------------------
