@@ -181,15 +181,98 @@ def _top_level(tree: ast.Module) -> dict[str, list[ast.AST]]:
 
 
 #: Ways to (re)bind a module-level name that the name-following scan cannot track.
-_INDIRECT_BINDERS = frozenset({"globals", "vars", "setattr", "exec", "eval", "__import__"})
+_INDIRECT_BINDERS = frozenset({"exec", "eval", "__import__"})
 _INDIRECT_ATTRS = frozenset({"__dict__", "__getattribute__", "__getattr__", "__setattr__",
                              "modules"})
+#: Calls that return a namespace dictionary.
+_NAMESPACE_CALLS = frozenset({"globals", "vars", "locals"})
+#: Methods that write into a dictionary.
+_MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__",
+                       "__delitem__"})
+#: Calls that only read what they are given (``print(globals())`` writes nothing).
+_READERS = frozenset({"print", "len", "sorted", "list", "set", "dict", "repr", "str", "display",
+                      "pprint", "type", "id", "any", "all", "sum", "min", "max", "enumerate",
+                      "iter", "filter", "map", "tuple", "frozenset", "reversed", "isinstance"})
 
 
-def _rebinds_indirectly(tree: ast.Module) -> bool:
+@dataclass
+class _Context:
+    """What the scans need to know about a notebook besides one statement."""
+
+    objects: frozenset[str]
+    """Names that hold the student's own objects: ``self``, ``cls`` and module-level names
+    only ever bound to the result of an ordinary call (``cfg = SimpleNamespace()``). Anything
+    else (a parameter, an import, an alias of one) may be a module."""
+    risky: frozenset[int]
+    """``id()`` of the globals()/vars()/locals() calls whose namespace may be written."""
+
+
+def _context(tree: ast.Module) -> _Context:
+    made: set[str] = set()
+    other: set[str] = set(_imported_roots(tree))
+    for stmt, names in _bindings(tree):
+        value = stmt.value if isinstance(stmt, ast.Assign) else None
+        func = value.func if isinstance(value, ast.Call) else None
+        fname = func.id if isinstance(func, ast.Name) else (
+            func.attr if isinstance(func, ast.Attribute) else None)
+        if fname is not None and fname not in INDIRECT_CALLS | {"import_module", "reload"}:
+            made |= names
+        else:
+            other |= names
+    objects = frozenset({"self", "cls"} | (made - other))
+    parents = {id(child): node for node in ast.walk(tree)
+               for child in ast.iter_child_nodes(node)}
+    risky: set[int] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in _NAMESPACE_CALLS):
+            continue
+        if node.func.id == "vars" and node.args and not _module_like(node.args[0], objects):
+            continue  # the __dict__ of the student's own object
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Subscript) and not isinstance(parent.ctx, ast.Load) or \
+                isinstance(parent, ast.Attribute) and parent.attr in _MUTATORS or \
+                isinstance(parent, ast.Assign | ast.NamedExpr | ast.keyword | ast.Return) or \
+                isinstance(parent, ast.Call) and parent.func is not node and not (
+                    isinstance(parent.func, ast.Name) and parent.func.id in _READERS):
+            risky.add(id(node))
+    return _Context(objects, frozenset(risky))
+
+
+def _bindings(tree: ast.Module) -> Iterator[tuple[ast.stmt, set[str]]]:
+    """Each statement anywhere in ``tree`` that binds names, with the names."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            yield node, {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.For | ast.With | ast.FunctionDef | ast.AsyncFunctionDef):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                     and isinstance(n.ctx, ast.Store)} if not isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef) else {
+                a.arg for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs}
+            yield node, names
+
+
+def _module_like(node: ast.AST, objects: frozenset[str]) -> bool:
+    """Whether ``node`` may be a module: anything but the student's own objects."""
+    root = node
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    if isinstance(root, ast.Name):
+        return root.id not in objects
+    return not isinstance(root, ast.Constant)
+
+
+def _rebinds_indirectly(tree: ast.Module, ctx: _Context) -> bool:
     """Whether the code could rebind any name behind the scan's back (then scan it all)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in _INDIRECT_BINDERS | {"__main__"}:
+            return True
+        if isinstance(node, ast.Call) and id(node) in ctx.risky:
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("setattr", "delattr") and node.args and \
+                _module_like(node.args[0], ctx.objects):
             return True
         if isinstance(node, ast.Attribute) and node.attr in _INDIRECT_ATTRS:
             return True
@@ -213,7 +296,7 @@ def _names_used(node: ast.AST) -> set[str]:
     return loaded
 
 
-def _uses(node: ast.AST, lines: list[str]) -> list[Finding]:
+def _uses(node: ast.AST, lines: list[str], ctx: _Context) -> list[Finding]:
     found: list[Finding] = []
 
     def add(name: str, sub: ast.AST) -> None:
@@ -239,6 +322,10 @@ def _uses(node: ast.AST, lines: list[str]) -> list[Finding]:
             func = sub.func
             name = func.id if isinstance(func, ast.Name) else (
                 func.attr if isinstance(func, ast.Attribute) else None)
+            if name in _NAMESPACE_CALLS and id(sub) not in ctx.risky:
+                continue  # reading a namespace rebinds nothing
+            if name == "getattr" and sub.args and not _module_like(sub.args[0], ctx.objects):
+                continue  # an attribute of the student's own object
             if name in INDIRECT_CALLS:
                 literal = all(isinstance(a, ast.Constant) for a in sub.args[1:2])
                 if name != "getattr" or not literal:
@@ -260,7 +347,8 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
     """
     tree, lines, _ = _parse_cells(source)
     bound = _top_level(tree)
-    if entry is None or entry not in bound or _rebinds_indirectly(tree):
+    ctx = _context(tree)
+    if entry is None or entry not in bound or _rebinds_indirectly(tree, ctx):
         nodes: list[ast.AST] = [tree]
     else:
         nodes, seen, todo = [], set(), [entry]
@@ -274,7 +362,7 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
                 todo.extend(_names_used(node) - seen)
     findings: dict[tuple[int, str], Finding] = {}
     for node in nodes:
-        for finding in _uses(node, lines):
+        for finding in _uses(node, lines, ctx):
             findings.setdefault((finding.line, finding.name), finding)
     return sorted(findings.values(), key=lambda f: (f.line, f.name))
 

@@ -45,7 +45,8 @@ HABITS = [
     "import numpy as np\nnp.save('x.npy', np.zeros(3))\nx = np.load('x.npy')",
     "with open('notes.txt') as fh:\n    text = fh.read()",
     "import os\nwith open(os.path.join('.', 'notes.txt'), 'w') as fh:\n    fh.write('x')",
-    "import pickle\nimport torch\nwith open('t.pkl', 'wb') as fh:\n    pickle.dump(torch.ones(2), fh)",
+    "import pickle\nimport torch\nwith open('t.pkl', 'wb') as fh:\n"
+    "    pickle.dump(torch.ones(2), fh)",
     "import torch\ntorch.save(torch.ones(2), 'ones.pt')",
     "import copy\ny = copy.deepcopy([1, [2]])",
     "import inspect\ndef f(a, b=1):\n    return a\nprint(inspect.signature(f))",
@@ -64,7 +65,8 @@ HABITS = [
     "print(globals().keys())",
     "import numpy as np\nprint(np.__version__)",
     "def f():\n    '''docs'''\nprint(f.__doc__, f.__name__)",
-    "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+    "        super().__init__()\n"
     "        self.fc = nn.Linear(2, 2)",
     "try:\n    import tqdm\nexcept ImportError:\n    tqdm = None",
     "import os\nos.environ['OMP_NUM_THREADS'] = '1'",
@@ -160,3 +162,45 @@ def test_stderr_of_test_cells_stays_visible_without_zeroing() -> None:
     cell.outputs.append(nbformat.v4.new_output("error", ename="AssertionError", evalue="",
                                                traceback=[]))
     assert determine_grade(cell)[0] == 0  # an error still scores 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the from-scratch scan reads namespaces and own objects without zeroing the notebook
+
+CORR2D = '''def corr2d(X, K):
+    h, w = K.shape
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y
+'''
+SCRATCH = ("import torch.nn.functional as F\n"
+           "print(F.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2)))")
+
+READING = [
+    "if 'corr2d' in globals():\n    print(sorted(globals())[:3])",
+    "from types import SimpleNamespace\ncfg = SimpleNamespace(a=1)\nprint(vars(cfg))",
+    "class Exp:\n    def get(self, name):\n        return getattr(self, name)\n"
+    "exp = Exp()\nsetattr(exp, 'size', 3)\nprint(exp.get('size'))",
+    "print(locals().keys())",
+]
+REBINDING = [
+    "globals()['corr2d'] = F.conv2d",
+    "globals().update(corr2d=F.conv2d)",
+    "import sys\nsetattr(sys.modules[__name__], 'corr2d', F.conv2d)",
+    "def corr2d(X, K, mod=F):\n"
+    "    return getattr(mod, 'con' + 'v2d')(X[None, None], K[None, None])[0, 0]",
+]
+
+
+@pytest.mark.parametrize("code", READING)
+def test_reading_a_namespace_is_not_a_forbidden_use(code: str) -> None:
+    source = forbidden.join_cells([CORR2D, SCRATCH, code])
+    assert forbidden.scan(source, "corr2d") == []
+
+
+@pytest.mark.parametrize("code", REBINDING)
+def test_rebinding_through_a_namespace_is(code: str) -> None:
+    source = forbidden.join_cells([CORR2D, SCRATCH, code])
+    assert forbidden.scan(source, "corr2d"), code
