@@ -254,7 +254,27 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         "unhinted_failures": sorted(
             unhinted.values(), key=lambda u: (-u["count"], u["grade_id"], u["message"])
         ),
+        "review": _review_rows(entries),
     }
+
+
+def _review_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The submissions the tamper scan flagged for review: who, which cells, what it saw."""
+    rows = []
+    for entry in sorted(entries, key=lambda e: e["student"]):
+        review = entry.get("review")
+        if not isinstance(review, list) or not review:
+            continue
+        findings = [f for f in review if isinstance(f, dict)]
+        rows.append({
+            "student": entry["student"],
+            "score": _as_number(entry.get("score")),
+            "grade_ids": sorted({str(g) for f in findings for g in f.get("grade_ids") or []}),
+            "findings": [
+                f"cell {int(_as_number(f.get('cell')) or 0) + 1}, line {f.get('line')}: "
+                f"`{str(f.get('snippet', '')).strip()}`: {f.get('finding')}" for f in findings],
+        })
+    return rows
 
 
 def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -383,7 +403,22 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
         else:
             lines.append("None.")
         lines.append("")
+        lines += _render_review(a.get("review") or [])
     return "\n".join(lines)
+
+
+def _render_review(rows: list[dict[str, Any]]) -> list[str]:
+    """The "Flagged for review" section: the scores stand until the instructor decides."""
+    lines = ["### Flagged for review", ""]
+    if not rows:
+        return lines + ["None.", ""]
+    lines += ["The tamper scan found code that could forge a record or skip a check. The score "
+              "is the checks' own; the flagged cells need manual grading in formgrader.", ""]
+    for row in rows:
+        cells = ", ".join(row["grade_ids"]) or "no test cell after it"
+        lines.append(f"- **{row['student']}** ({_fmt(row['score'])} points; {cells}):")
+        lines += [f"  - {_cell(text)}" for text in row["findings"]]
+    return lines + [""]
 
 
 def plot_histogram(summary: dict[str, Any], path: str | Path) -> Path:

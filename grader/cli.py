@@ -11,7 +11,9 @@ Commands::
 
 Exit status of ``autograde``: 0 when every submission was graded, 1 when one scored below
 ``--fail-under``, 2 when one could not be graded at all (or the run could not start). The last
-line of output says which. ``check`` exits 0 when no submission has an error, else 2.
+line of output says which (and how many submissions the tamper scan flagged for review: a
+flag never changes the exit status, the instructor decides in formgrader). ``check`` exits 0
+when no submission has an error, else 2.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import types
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["main", "build_parser", "exit_status", "grade_table"]
+__all__ = ["main", "build_parser", "exit_status", "grade_table", "review_text"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,9 +131,23 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def review_text(entry: dict[str, Any]) -> str:
+    """What the review column says: the tamper scan's findings and the cells they flag."""
+    findings = entry.get("review") or []
+    if not findings:
+        return ""
+    flagged = sorted({gid for f in findings for gid in f.get("grade_ids", [])})
+    first = findings[0]
+    text = (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}, "
+            f"{len(flagged)} cell{'s' if len(flagged) != 1 else ''} flagged "
+            f"(cell {int(first.get('cell', 0)) + 1}, line {first.get('line')}: "
+            f"{first.get('finding')})")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def grade_table(result: dict[str, Any]) -> str:
-    """A plain-text table: student, score/max, error."""
-    rows = [("student", "score", "error")]
+    """A plain-text table: student, score/max, review, error."""
+    rows = [("student", "score", "review", "error")]
     for r in result.get("results", []):
         score = f"{_fmt(r.get('score', 0))}/{_fmt(r.get('max_score', 0))}"
         if not r.get("graded", True):
@@ -139,10 +155,11 @@ def grade_table(result: dict[str, Any]) -> str:
         error = r.get("error") or ""
         if len(error) > 160:
             error = error[:157] + "..."
-        rows.append((str(r.get("student", "")), score, error))
+        rows.append((str(r.get("student", "")), score, review_text(r), error))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
-    lines = [f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+    w2 = max(len(r[2]) for r in rows)
+    lines = [f"{a:<{w0}}  {b:>{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
     lines.insert(1, "-" * min(max(len(ln) for ln in lines), 100))
     return "\n".join(lines)
 
@@ -172,6 +189,9 @@ def exit_status(result: dict[str, Any], fail_under: float | None = None) -> tupl
     n = len(results)
     with_errors = sum(1 for r in results if r.get("error"))
     extra = f", {with_errors} with problems reported" if with_errors else ""
+    # A review flag is the instructor's to decide (formgrader): it never changes the exit code.
+    flagged = sum(1 for r in results if r.get("review"))
+    extra += f", {flagged} flagged for review in formgrader" if flagged else ""
     return 0, f"exit 0: {n} submission{'s' if n != 1 else ''} graded{extra}"
 
 

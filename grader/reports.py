@@ -22,6 +22,12 @@ Every function here takes the result dict that ``python -m grader autograde`` bu
   base64-encoded from a step output named ``result`` (:func:`classroom_output_b64`);
 - :func:`write_csv`: one row per submission, one column per graded cell.
 
+Review: a submission whose code the tamper scan flagged carries a ``review`` list (finding,
+cell, line, snippet, grade_ids) and ``needs_manual_grade`` on the tests it affects. JUnit marks
+those testcases (a ``needs_manual_grade`` property, the reason in ``system-out``), Markdown
+lists the findings and marks the cells with 🔍, and Classroom posts the checks' score with the
+reason in the test's message: a flag is the instructor's to decide, never a lost point.
+
 Pure functions over plain data: no torch, no nbgrader. Files are written atomically (a
 temporary file in the same folder, then a rename) so an interrupted run never leaves half a
 report behind, and parent folders are created as needed.
@@ -160,6 +166,31 @@ def _failure_text(test: Mapping[str, Any]) -> str:
     return message
 
 
+# --------------------------------------------------------------------------------------------
+# review (the tamper scan's findings: a flag for the instructor, never a score)
+
+
+def _review(sub: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    review = sub.get("review")
+    return [f for f in review if isinstance(f, Mapping)] if isinstance(review, list) else []
+
+
+def _finding_text(finding: Mapping[str, Any]) -> str:
+    """One finding in a sentence: where, the code, what the scan saw."""
+    return (f"cell {int(_num(finding.get('cell'))) + 1}, line {_fmt(finding.get('line'))}: "
+            f"`{_text(finding.get('snippet')).strip()}`: {_text(finding.get('finding'))}")
+
+
+def review_note(sub: Mapping[str, Any], test: Mapping[str, Any]) -> str:
+    """Why ``test`` of ``sub`` is flagged for review ("" when it is not)."""
+    if not test.get("needs_manual_grade"):
+        return ""
+    gid = test.get("grade_id")
+    found = [_finding_text(f) for f in _review(sub) if gid in (f.get("grade_ids") or [])]
+    why = "; ".join(found) if found else "the gradebook marks it for manual grading"
+    return (f"Flagged for the instructor's review (the score stands until then): {why}")
+
+
 def _atomic_write(path: str | os.PathLike[str], data: str) -> Path:
     """Write ``data`` (UTF-8) to ``path`` through a temporary file and a rename."""
     target = Path(path)
@@ -210,6 +241,9 @@ def junit_xml(result: Mapping[str, Any]) -> str:
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="score", value=_fmt(sub.get("score")))
         ET.SubElement(props, "property", name="max_score", value=_fmt(sub.get("max_score")))
+        if _review(sub):
+            ET.SubElement(props, "property", name="review", value=_xml_safe(
+                " | ".join(_finding_text(f) for f in _review(sub))))
         counts = {"tests": 0, "failures": 0, "errors": 0}
         error = sub.get("error")
         if _ungraded(sub):
@@ -224,6 +258,7 @@ def junit_xml(result: Mapping[str, Any]) -> str:
                 name = _xml_safe(str(test.get("grade_id") or "test"))
                 case = ET.SubElement(suite, "testcase", classname=classname, name=name)
                 counts["tests"] += 1
+                _junit_review(case, sub, test)
                 if not _test_passed(test):
                     counts["failures"] += 1
                     message = _xml_safe(_text(test.get("message")).strip() or "check failed")
@@ -240,6 +275,17 @@ def junit_xml(result: Mapping[str, Any]) -> str:
         root.set(key, str(value))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _junit_review(case: ET.Element, sub: Mapping[str, Any], test: Mapping[str, Any]) -> None:
+    """Mark a flagged testcase: a needs_manual_grade property and the reason in system-out."""
+    note = review_note(sub, test)
+    if not note:
+        return
+    props = ET.SubElement(case, "properties")
+    ET.SubElement(props, "property", name="needs_manual_grade", value="true")
+    out = ET.SubElement(case, "system-out")
+    out.text = _xml_safe(note)
 
 
 def write_junit(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -297,6 +343,8 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
             status = "✅"
         else:
             status = "❌"
+        if _review(sub):
+            status += " 🔍 review"
         lines.append(
             f"| {escape_markdown_cell(_student(sub), limit=None)} | {_fmt(sub.get('score'))} "
             f"| {_fmt(sub.get('max_score'))} | {_percent(sub.get('score'), sub.get('max_score'))} "
@@ -313,13 +361,15 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
             continue
         if sub.get("error"):
             lines += [f"⚠️ **Note:** {escape_markdown_cell(sub.get('error'))}", ""]
+        lines += _markdown_review(sub)
         tests = _tests(sub)
         if not tests:
             lines += ["No graded cells were found.", ""]
             continue
         lines += ["| test | result | points | message |", "| --- | :---: | ---: | --- |"]
         for test in tests:
-            mark = "✅" if _test_passed(test) else "❌"
+            mark = ("✅" if _test_passed(test) else "❌") + (
+                " 🔍" if test.get("needs_manual_grade") else "")
             message = "" if _test_passed(test) else escape_markdown_cell(_failure_text(test))
             lines.append(
                 f"| {escape_markdown_cell(test.get('grade_id'), limit=None)} | {mark} "
@@ -327,6 +377,17 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _markdown_review(sub: Mapping[str, Any]) -> list[str]:
+    """The review lines of one submission's section (none when nothing was found)."""
+    review = _review(sub)
+    if not review:
+        return []
+    lines = ["🔍 **Flagged for review** (the scores below are the checks' own; 🔍 marks the "
+             "cells to look at in formgrader):", ""]
+    lines += [f"* {escape_markdown_cell(_finding_text(f))}" for f in review]
+    return lines + [""]
 
 
 def write_markdown(result: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -389,7 +450,8 @@ def classroom_payload(result: Mapping[str, Any]) -> dict[str, Any]:
                     "pass" if passed else "fail",
                     test.get("score"),
                     test.get("max_score"),
-                    "" if passed else _failure_text(test),
+                    "\n".join(part for part in (
+                        "" if passed else _failure_text(test), review_note(sub, test)) if part),
                 )
             )
     if not tests:

@@ -204,3 +204,43 @@ def test_reading_a_namespace_is_not_a_forbidden_use(code: str) -> None:
 def test_rebinding_through_a_namespace_is(code: str) -> None:
     source = forbidden.join_cells([CORR2D, SCRATCH, code])
     assert forbidden.scan(source, "corr2d"), code
+
+
+# ---------------------------------------------------------------------------------------------
+# the reports show a flagged submission with the checks' score
+
+
+def _flagged_result() -> dict:
+    finding = {"finding": "os.write writes to a raw file descriptor", "cell": 4, "line": 2,
+               "snippet": "os.write(3, data)", "grade_ids": ["b_tests"]}
+    return {"assignment": "tiny", "results": [{
+        "student": "ada", "assignment": "tiny", "score": 3.0, "max_score": 3.0, "graded": True,
+        "error": None, "problems": [], "review": [finding],
+        "tests": [
+            {"grade_id": "a_tests", "score": 1.0, "max_score": 1.0, "passed": True,
+             "message": "", "hint": None, "needs_manual_grade": False},
+            {"grade_id": "b_tests", "score": 2.0, "max_score": 2.0, "passed": True,
+             "message": "", "hint": None, "needs_manual_grade": True},
+        ]}]}
+
+
+def test_reports_list_the_review_and_keep_the_score() -> None:
+    from grader import classreport, reports
+    from grader.cli import exit_status, grade_table
+
+    result = _flagged_result()
+    md = reports.markdown_summary(result)
+    assert "🔍 review" in md and "cell 5, line 2" in md and "os.write(3, data)" in md
+    junit = reports.junit_xml(result)
+    assert 'name="needs_manual_grade" value="true"' in junit and 'failures="0"' in junit
+    classroom = reports.classroom_payload(result)
+    assert classroom["status"] == "pass"
+    assert [t["score"] for t in classroom["tests"]] == [1, 2]
+    assert "review" in classroom["tests"][1]["message"] and not classroom["tests"][0]["message"]
+    table = grade_table(result)
+    assert "1 finding, 1 cell flagged (cell 5, line 2" in table and "3/3" in table
+    code, sentence = exit_status(result)
+    assert code == 0 and "1 flagged for review" in sentence
+    summary = classreport.summarize(result["results"])
+    rendered = classreport.render_markdown(summary, histogram=None)
+    assert "### Flagged for review" in rendered and "**ada** (3 points; b_tests)" in rendered
