@@ -13,6 +13,12 @@ where the repair cannot give the student anything they did not earn:
 * of several cells with the same ``grade_id`` the first keeps it, the others become
   ordinary cells;
 * a renamed ``grade_id`` is renamed back when the cell can be matched unambiguously;
+* a cell whose nbgrader metadata another front-end dropped (a hosted notebook service, an
+  editor that keeps no unknown metadata) is matched back to its source cell by content: test
+  and read-only cells by their text, code answers by the names they define, written answers
+  by their place between the matched cells; order breaks ties, and the problems list says
+  what was matched;
+* an nbformat 4.0-4.4 notebook (no cell ids) is read as 4.5;
 * nbgrader metadata (``schema_version``, points, flags) comes back from the source;
 * test and read-only cells get the source text back (with the hidden tests), as nbgrader's
   own ``OverwriteCells`` would do.
@@ -22,9 +28,11 @@ Moved cells are reported but left where they are. The student's file is never mo
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +50,7 @@ __all__ = [
     "precheck",
     "precheck_notebook",
     "hidden_checks",
+    "defined_names",
 ]
 
 SCHEMA_VERSION = 3
@@ -115,6 +124,9 @@ class SourceSpec:
     notebook_name: str
     path: Path
     cells: list[GradedCell]
+    context: tuple[str, ...] = ()
+    """The normalised text of the source's other cells (instructions), to tell a written
+    answer from the text around it when a front-end lost the metadata."""
 
     @property
     def by_id(self) -> dict[str, GradedCell]:
@@ -237,13 +249,16 @@ def load_source(course_root: str | Path, assignment: str, config: Any | None = N
     nb = nbformat.read(str(path), as_version=4)
     code_stub, text_stub = _stubs(config)
     cells: list[GradedCell] = []
+    context: list[str] = []
     for index, cell in enumerate(nb.cells):
         meta = cell.get("metadata", {}).get("nbgrader")
         if not meta or not meta.get("grade_id"):
+            context.append(_norm(cell.source))
             continue
         grade, solution = bool(meta.get("grade")), bool(meta.get("solution"))
         locked, task = bool(meta.get("locked")), bool(meta.get("task"))
         if not (grade or solution or locked or task):
+            context.append(_norm(cell.source))
             continue
         text = cell.source
         if solution:
@@ -265,7 +280,8 @@ def load_source(course_root: str | Path, assignment: str, config: Any | None = N
                 checks=hidden_checks(cell.source) if grade and not solution else [],
             )
         )
-    return SourceSpec(assignment=assignment, notebook_name=path.stem, path=path, cells=cells)
+    return SourceSpec(assignment=assignment, notebook_name=path.stem, path=path, cells=cells,
+                      context=tuple(context))
 
 
 def _read(path: Path) -> tuple[NotebookNode | None, Problem | None]:
@@ -346,13 +362,28 @@ def _set_type(cell: NotebookNode, cell_type: str) -> NotebookNode:
 
 
 def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
-    """Compare an already parsed notebook with ``spec``; return problems and a repaired copy."""
+    """Compare an already parsed notebook with ``spec``; return problems and a repaired copy.
+
+    The steps, one function each, in this order: unreadable nbgrader metadata, duplicate
+    grade_ids, unknown grade_ids, cells a front-end stripped of their metadata (matched by
+    content), the known cells' metadata and read-only text, deleted cells, moved cells, and
+    an old nbformat minor version.
+    """
     nb = copy.deepcopy(nb)
     problems: list[Problem] = []
-    by_id = spec.by_id
-    order = {c.grade_id: i for i, c in enumerate(spec.cells)}
+    _drop_unreadable_metadata(nb, problems)
+    _drop_duplicates(nb, problems)
+    _rename_unknown(nb, spec, problems)
+    _match_by_content(nb, spec, problems)
+    _restore_known(nb, spec, problems)
+    _restore_deleted(nb, spec, problems)
+    _report_moved(nb, spec, problems)
+    _upgrade_format(nb, problems)
+    return PrecheckResult(None, nb, problems)
 
-    # 0. nbgrader metadata that is not even a dict would stop nbgrader: drop it.
+
+def _drop_unreadable_metadata(nb: NotebookNode, problems: list[Problem]) -> None:
+    """nbgrader metadata that is not even a dict would stop nbgrader: drop it."""
     for cell in nb.cells:
         if "nbgrader" in cell.get("metadata", {}) and _nbmeta(cell) is None:
             del cell.metadata["nbgrader"]
@@ -361,7 +392,9 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
                 "ordinary cell.", "warning", None, True,
             ))
 
-    # 1. duplicates: the first cell keeps the grade_id, the others become ordinary cells.
+
+def _drop_duplicates(nb: NotebookNode, problems: list[Problem]) -> None:
+    """Of several cells with one grade_id the first keeps it; the others become ordinary."""
     seen: dict[str, int] = {}
     for cell in nb.cells:
         meta = _nbmeta(cell)
@@ -380,7 +413,10 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
                 "error", gid, True,
             ))
 
-    # 2. unknown grade_ids: rename back when unambiguous, else make them ordinary cells.
+
+def _rename_unknown(nb: NotebookNode, spec: SourceSpec, problems: list[Problem]) -> None:
+    """Unknown grade_ids: renamed back when unambiguous, else the cell becomes ordinary."""
+    by_id = spec.by_id
     present = {m["grade_id"] for c in nb.cells if (m := _nbmeta(c)) and m.get("grade_id")}
     missing = [c for c in spec.cells if c.grade_id not in present]
     for cell in nb.cells:
@@ -423,7 +459,79 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
                 "warning", gid, True,
             ))
 
-    # 3. known cells: metadata, type and locked text come back from the source.
+
+def defined_names(source: str) -> set[str]:
+    """Names a cell binds at its top level (defs, classes, assignments, imports); an empty
+    set when it does not parse."""
+    lines = [ln for ln in source.splitlines()
+             if not ln.lstrip().startswith(("%", "!", "###"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _content_match(src: GradedCell, cell: NotebookNode, spec: SourceSpec) -> str | None:
+    """How ``cell`` (which has no nbgrader metadata) is the source cell ``src``, or None."""
+    if src.is_locked:
+        return "its text" if _same_text(src.source, cell.source) else None
+    if src.cell_type == "code":
+        wanted = defined_names(src.source)
+        if cell.cell_type == "code" and wanted and wanted <= defined_names(cell.source):
+            return f"what it defines ({', '.join(sorted(wanted))})"
+        return None
+    if cell.cell_type == src.cell_type and _norm(cell.source) not in spec.context and not \
+            any(_same_text(c.source, cell.source) for c in spec.cells if c.is_locked):
+        return "its place in the notebook"
+    return None
+
+
+def _match_by_content(nb: NotebookNode, spec: SourceSpec, problems: list[Problem]) -> None:
+    """Give cells that lost their nbgrader metadata (another front-end saved the notebook)
+    their source cell back: test and read-only cells by their text, code answers by the
+    names they define, written answers by their place; order breaks ties."""
+    position = {m["grade_id"]: k for k, c in enumerate(nb.cells)
+                if (m := _nbmeta(c)) and m.get("grade_id")}
+    if len(position) == len(spec.cells):
+        return
+    order = [c.grade_id for c in spec.cells]
+    for number, src in enumerate(spec.cells):
+        if src.grade_id in position:
+            continue
+        after = max((position[g] for g in order[:number] if g in position), default=-1)
+        before = min((position[g] for g in order[number + 1:] if g in position),
+                     default=len(nb.cells))
+        free = [k for k, c in enumerate(nb.cells)
+                if not (_nbmeta(c) or {}).get("grade_id")]
+        found = [(k, how) for k in free if (how := _content_match(src, nb.cells[k], spec))]
+        if src.is_manual:
+            found = [(k, how) for k, how in found if after < k < before]
+        if not found:
+            continue
+        k, how = min(found, key=lambda item: (not after < item[0] < before, item[0]))
+        nb.cells[k].metadata["nbgrader"] = copy.deepcopy(src.metadata)
+        position[src.grade_id] = k
+        problems.append(Problem(
+            "matched_by_content",
+            f"The cell {src.grade_id!r} had lost its nbgrader metadata (the notebook was saved "
+            f"by another front-end); it was recognised by {how}.",
+            "warning", src.grade_id, True,
+        ))
+
+
+def _restore_known(nb: NotebookNode, spec: SourceSpec, problems: list[Problem]) -> None:
+    """Known cells: metadata, type and read-only text come back from the source."""
+    by_id = spec.by_id
     for i, cell in enumerate(nb.cells):
         meta = _nbmeta(cell)
         if meta is None or meta.get("grade_id") not in by_id:
@@ -472,7 +580,12 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
                 cell.outputs = []
                 cell.execution_count = None
 
-    # 4. deleted cells: restore test / read-only / written-answer cells from the source.
+
+def _restore_deleted(nb: NotebookNode, spec: SourceSpec, problems: list[Problem]) -> None:
+    """Deleted cells: test / read-only / written-answer cells come back from the source."""
+    by_id = spec.by_id
+    order = {c.grade_id: i for i, c in enumerate(spec.cells)}
+
     def positions() -> dict[str, int]:
         return {m["grade_id"]: k for k, c in enumerate(nb.cells)
                 if (m := _nbmeta(c)) and m.get("grade_id") in by_id}
@@ -503,7 +616,11 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
             "error" if (src.grade or src.solution) else "warning", gid, True,
         ))
 
-    # 5. moved cells: report graded cells that come before one that precedes them in the source.
+
+def _report_moved(nb: NotebookNode, spec: SourceSpec, problems: list[Problem]) -> None:
+    """Report graded cells that come before one that precedes them in the source."""
+    by_id = spec.by_id
+    order = {c.grade_id: i for i, c in enumerate(spec.cells)}
     seq = [m["grade_id"] for c in nb.cells if (m := _nbmeta(c)) and m.get("grade_id") in by_id]
     highest: str | None = None
     for gid in seq:
@@ -516,7 +633,20 @@ def precheck_notebook(nb: NotebookNode, spec: SourceSpec) -> PrecheckResult:
         elif highest is None or order[gid] > order[highest]:
             highest = gid
 
-    return PrecheckResult(None, nb, problems)
+
+def _upgrade_format(nb: NotebookNode, problems: list[Problem]) -> None:
+    """Bring an nbformat 4.0-4.4 notebook (no cell ids) to 4.5, as nbgrader's cells expect."""
+    if nb.get("nbformat") != 4 or nb.get("nbformat_minor", 5) >= 5:
+        return
+    problems.append(Problem(
+        "nbformat_upgraded",
+        f"The notebook was saved as nbformat 4.{nb.get('nbformat_minor')} (an older or other "
+        "front-end); it was read as 4.5.", "warning", None, True,
+    ))
+    nb.nbformat_minor = 5
+    for cell in nb.cells:
+        if not cell.get("id"):
+            cell["id"] = uuid.uuid4().hex[:8]
 
 
 def _strip_hidden(text: str) -> str:
