@@ -174,14 +174,60 @@ def test_deleted_answer_cell_comes_back_as_the_stub(tiny_course: Path, spec) -> 
     nb = tiny_submission(tiny_course)
     pos = [i for i, c in enumerate(nb.cells)
            if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
-    nb.cells[pos] = nbformat.v4.new_code_cell("def add(a, b):\n    return a + b")  # re-created
+    del nb.cells[pos]
     result = precheck_notebook(nb, spec)
     assert "add_solution" in result.error_text()
     cells = result.notebook.cells
     stub = [i for i, c in enumerate(cells)
             if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
     assert "NotImplementedError" in cells[stub].source
-    assert "return a + b" in cells[stub + 1].source  # the student's cell still comes later
+
+
+def test_a_recreated_answer_cell_is_matched_by_what_it_defines(tiny_course: Path, spec) -> None:
+    """Issue 9: an answer cell that lost its metadata (re-created, or saved by a front-end
+    that drops it) is the student's answer, not a deleted cell."""
+    nb = tiny_submission(tiny_course)
+    pos = [i for i, c in enumerate(nb.cells)
+           if c.metadata.get("nbgrader", {}).get("grade_id") == "add_solution"][0]
+    nb.cells[pos] = nbformat.v4.new_code_cell("def add(a, b):\n    return a + b")  # re-created
+    nb.cells.insert(pos + 2, nbformat.v4.new_code_cell("def add(a, b):\n    return b + a"))
+    result = precheck_notebook(nb, spec)
+    assert result.error_text() is None
+    matched = [p for p in result.problems if p.code == "matched_by_content"]
+    assert [(p.grade_id, p.severity) for p in matched] == [("add_solution", "warning")]
+    assert "what it defines (add)" in matched[0].message
+    cell = result.notebook.cells[pos]
+    assert cell.metadata["nbgrader"]["grade_id"] == "add_solution"
+    assert cell.source == "def add(a, b):\n    return a + b"  # the one in place, not the later
+
+
+def test_a_notebook_stripped_of_all_metadata_is_matched_by_content(tiny_course: Path,
+                                                                   spec) -> None:
+    """A hosted service that drops every cell's metadata and ids (nbformat 4.0)."""
+    clean = precheck_notebook(tiny_submission(tiny_course), spec).notebook
+    nb = tiny_submission(tiny_course)
+    nb.nbformat_minor = 0
+    for cell in nb.cells:
+        cell.metadata = {"id": "colab-cell"}
+        cell.pop("id", None)
+    nb.cells.insert(2, nbformat.v4.new_code_cell("help(math)"))
+    nb.cells[2].pop("id", None)
+    result = precheck_notebook(nb, spec)
+    assert result.error_text() is None, result.error_text()
+    codes = _codes(result)
+    assert codes.count("matched_by_content") == len(spec.cells) and "nbformat_upgraded" in codes
+    by_gid = {c.metadata["nbgrader"]["grade_id"]: c for c in result.notebook.cells
+              if c.metadata.get("nbgrader", {}).get("grade_id")}
+    for cell in clean.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid:
+            assert by_gid[gid].source == cell.source, gid
+            restored = dict(by_gid[gid].metadata["nbgrader"])
+            assert restored == {k: v for k, v in cell.metadata["nbgrader"].items()
+                                if k != "checksum"}, gid
+    assert result.notebook.nbformat_minor == 5
+    assert all(c.get("id") for c in result.notebook.cells)
+    nbformat.validate(result.notebook)
 
 
 def test_repaired_notebooks_pass_nbgraders_validation(tiny_course: Path, spec) -> None:
