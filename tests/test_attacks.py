@@ -493,3 +493,13 @@ def test_stock_engine(stock_batch: Batch, student: str) -> None:
     attack = BY_STUDENT[student]
     assert stock_batch.results[student]["score"] <= honest_score(attack)
     assert stock_batch.after == stock_batch.before
+
+
+def test_stock_engine_flags_for_review(stock_batch: Batch) -> None:
+    """FlagForReview runs in the stock engine too (the same autograde steps): the judge patch
+    is flagged in the gradebook, whatever score the undefended engine gave."""
+    result = stock_batch.results["patch_judge_visible"]
+    assert result["review"], result
+    assert {t["grade_id"] for t in result["tests"] if t["needs_manual_grade"]} == \
+        set(corpus.POINTS)
+    assert not stock_batch.results["honest_wrong"]["review"]
