@@ -213,7 +213,8 @@ def describe(enc: dict) -> str:
             return f"{label} of dtype {enc.get('dtype')} and shape {tuple(enc.get('shape', []))}"
         return _fmt_tensor(t).replace("a tensor", label, 1)
     if kind == "too_large":
-        return f"a very large {enc.get('kind')} of shape {tuple(enc.get('shape', []))}"
+        what = {"ndarray": "numpy array"}.get(str(enc.get("kind")), str(enc.get("kind")))
+        return f"a very large {what} of shape {tuple(enc.get('shape', []))}"
     if kind == "none":
         return "None"
     if kind in ("int", "float", "bool", "str"):
@@ -223,10 +224,11 @@ def describe(enc: dict) -> str:
         if shape is not None:
             return f"{'torch.Size' if kind == 'size' else kind} {shape}"
         t = as_tensor(enc)
-        return _fmt_tensor(t).replace("a tensor", f"a {kind}", 1) if t is not None else \
-            f"a {kind}"
+        label = "a torch.Size" if kind == "size" else f"a {kind}"
+        return _fmt_tensor(t).replace("a tensor", label, 1) if t is not None else label
     if kind == "dict":
-        return "a dict with keys " + ", ".join(sorted(enc.get("items", {})))
+        keys = sorted(enc.get("items", {}))
+        return "a dict with keys " + ", ".join(keys) if keys else "an empty dict"
     if kind == "not_callable":
         return _describe_class(str(enc.get('class', 'value')))
     return _describe_class(str(enc.get("class", kind)))

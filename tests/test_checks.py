@@ -326,3 +326,17 @@ def test_a_cell_with_a_syntax_error_does_not_hide_or_taint_the_others(records: d
                         "    return F.conv2d(X[None, None], K[None, None])[0, 0]"])
     verdict = run_check(records, "corr2d", {"corr2d": R.corr2d}, source=cheat)
     assert not verdict.passed and verdict.hint in ("forbidden_api", "tampering")
+
+
+@pytest.mark.parametrize("value,expected", [
+    (..., "an ellipsis (`...`), the placeholder of the release"),
+    ([[1.0, 2.0], [3.0, 4.0]], "a list of shape (2, 2): [[1, 2], [3, 4]]"),
+    ({}, "an empty dict"),
+    (None, "None"),
+    (object(), "an object"),
+])
+def test_messages_read_as_english(value: Any, expected: str) -> None:
+    """Issue 9: "an ellipsis (`...`)", not "a ellipsis object"; no second "tensor of shape"."""
+    from grader.checks import describe
+
+    assert describe(probe.encode(value)) == expected
