@@ -1,0 +1,1 @@
+"""Honest submissions written as students write them (tests/test_honest.py)."""
