@@ -205,6 +205,9 @@ class _Context:
     else (a parameter, an import, an alias of one) may be a module."""
     risky: frozenset[int]
     """``id()`` of the globals()/vars()/locals() calls whose namespace may be written."""
+    inert: frozenset[int] = frozenset()
+    """``id()`` of the eval/exec calls (and of their ``func`` names) that run a literal
+    expression without calls, attributes or bindings (``eval("1 + 2")``)."""
 
 
 def _context(tree: ast.Module) -> _Context:
@@ -236,7 +239,30 @@ def _context(tree: ast.Module) -> _Context:
                 isinstance(parent, ast.Call) and parent.func is not node and not (
                     isinstance(parent.func, ast.Name) and parent.func.id in _READERS):
             risky.add(id(node))
-    return _Context(objects, frozenset(risky))
+    inert: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("eval", "exec") and _inert_literal(node):
+            inert |= {id(node), id(node.func)}
+    return _Context(objects, frozenset(risky), frozenset(inert))
+
+
+#: What a literal may hold for ``eval``/``exec`` of it to be harmless: values and operators.
+_INERT_NODES = (ast.Module, ast.Expression, ast.Expr, ast.Constant, ast.BinOp, ast.UnaryOp,
+                ast.BoolOp, ast.Compare, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.operator,
+                ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
+
+
+def _inert_literal(call: ast.Call) -> bool:
+    """Whether ``eval``/``exec`` here runs only a literal expression of plain values."""
+    if len(call.args) != 1 or call.keywords or not (
+            isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)):
+        return False
+    try:
+        inner = ast.parse(call.args[0].value)
+    except (SyntaxError, ValueError):
+        return True  # it raises before doing anything
+    return all(isinstance(n, _INERT_NODES) for n in ast.walk(inner))
 
 
 def _bindings(tree: ast.Module) -> Iterator[tuple[ast.stmt, set[str]]]:
@@ -266,7 +292,8 @@ def _module_like(node: ast.AST, objects: frozenset[str]) -> bool:
 def _rebinds_indirectly(tree: ast.Module, ctx: _Context) -> bool:
     """Whether the code could rebind any name behind the scan's back (then scan it all)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in _INDIRECT_BINDERS | {"__main__"}:
+        if isinstance(node, ast.Name) and node.id in _INDIRECT_BINDERS | {"__main__"} and \
+                id(node) not in ctx.inert:
             return True
         if isinstance(node, ast.Call) and id(node) in ctx.risky:
             return True
@@ -322,8 +349,8 @@ def _uses(node: ast.AST, lines: list[str], ctx: _Context) -> list[Finding]:
             func = sub.func
             name = func.id if isinstance(func, ast.Name) else (
                 func.attr if isinstance(func, ast.Attribute) else None)
-            if name in _NAMESPACE_CALLS and id(sub) not in ctx.risky:
-                continue  # reading a namespace rebinds nothing
+            if name in _NAMESPACE_CALLS and id(sub) not in ctx.risky or id(sub) in ctx.inert:
+                continue  # reading a namespace or evaluating "1 + 2" rebinds nothing
             if name == "getattr" and sub.args and not _module_like(sub.args[0], ctx.objects):
                 continue  # an attribute of the student's own object
             if name in INDIRECT_CALLS:

@@ -184,10 +184,14 @@ READING = [
     "class Exp:\n    def get(self, name):\n        return getattr(self, name)\n"
     "exp = Exp()\nsetattr(exp, 'size', 3)\nprint(exp.get('size'))",
     "print(locals().keys())",
+    "x = eval('1 + 2')\ny = eval('[1, 2, 3]')",
 ]
 REBINDING = [
     "globals()['corr2d'] = F.conv2d",
     "globals().update(corr2d=F.conv2d)",
+    "g = F.conv2d\nexec('corr2d = lambda X, K: g(X[None, None], K[None, None])[0, 0]')",
+    "eval('(corr2d := F.conv2d)')",
+    "x = eval('print(1)')",
     "import sys\nsetattr(sys.modules[__name__], 'corr2d', F.conv2d)",
     "def corr2d(X, K, mod=F):\n"
     "    return getattr(mod, 'con' + 'v2d')(X[None, None], K[None, None])[0, 0]",

@@ -572,6 +572,8 @@ CORPUS: list[Honest] = [
     Honest("cp_shell", CP, "!pip list, !ls, files = !ls", top=[SHELL]),
     Honest("cp_history", CP, "%history, %who, %whos", end=[HISTORY]),
     Honest("cp_globals_check", CP, "'corr2d' in globals()", end=[GLOBALS_CHECK]),
+    Honest("cp_eval_literal", CP, "eval of a literal in a scratch cell",
+           end=["x = eval('2 * 3 + 1')\nprint(x, eval('[1, 2, 3]'))\n"]),
     # channels_pooling: other right forms, noisy answers
     Honest("cp_alt_forms", CP, "comprehensions, loops, einsum, if/elif pooling",
            answers={"corr2d_solution": CORR2D_COMPREHENSION,
