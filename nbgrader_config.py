@@ -29,7 +29,8 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from grader.feedback import ClearHiddenTestsAndTracebacks
+from grader.feedback import ClearHiddenTestsAndTracebacks, FeedbackHTMLExporter
+from grader.sanitize import SanitizeStudentContent
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -82,6 +83,7 @@ c.Autograde.autograde_preprocessors = [
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    SanitizeStudentContent,
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
@@ -90,8 +92,18 @@ c.Autograde.autograde_preprocessors = [
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     ClearHiddenTestsAndTracebacks,
+    SanitizeStudentContent,
     CSSHTMLHeaderPreprocessor,
 ]
+
+# Nothing a student writes runs in anyone else's browser (grader/sanitize.py, THREAT_MODEL.md
+# "HTML and script in student content"): SanitizeStudentContent, after execution in the list
+# above (both engines) and again in feedback (autograded folders made before it, or by another
+# config), leaves markdown, math, plots and tables and removes scripts, event handlers,
+# javascript:/data:text/html URLs, frames, objects, forms, active SVG, Javascript and widget
+# outputs; what it removed is in the notebook's metadata.convgrade.sanitized and in the result
+# entry's "sanitized" list. The feedback page also carries a Content-Security-Policy.
+c.GenerateFeedback.exporter_class = FeedbackHTMLExporter
 
 # Release hygiene: nbgrader copies every file in source/<assignment>/ into the release and
 # into each autograded folder. Keep caches and checkpoints out of both.

@@ -538,6 +538,7 @@ def _collect(
     if autograded.exists():
         nb = nbformat.read(str(autograded), as_version=4)
         cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
+        entry["sanitized"] = _sanitized_list(nb)
     course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
     scores: dict[str, tuple[float | None, float]] = {}
     with gbmod.venv_on_path(), Gradebook(gbmod.db_url_for(ws.config), course_id) as gb:
@@ -594,7 +595,16 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
             scores[test.grade_id] = determine_grade(cell)
     entry = _scored_entry(_entry(sub, assignment, spec), sub, spec, cells, scores)
     entry["graded"] = True
+    entry["sanitized"] = _sanitized_list(nb, sanitize=True)
     return entry
+
+
+def _sanitized_list(nb: NotebookNode, sanitize: bool = False) -> list[dict[str, Any]]:
+    """What grader.sanitize removed from the student's content (``sanitize``: the notebook is
+    not written anywhere, so just find out)."""
+    from grader.sanitize import sanitize_notebook, sanitized_list
+
+    return sanitize_notebook(copy.deepcopy(nb)) if sanitize else sanitized_list(nb)
 
 
 def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]:
@@ -616,6 +626,7 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
         "error": " ".join(errors) if errors else None,
         "problems": [p.to_dict() for p in problems],
         "seconds": round(sub.seconds, 3),
+        "sanitized": [],
     }
 
 
