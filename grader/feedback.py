@@ -69,7 +69,8 @@ _SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc=[\"']?([^\"' >]+)", re.I)
 
 def content_security_policy(page: str) -> str:
     """The CSP for a rendered feedback page: scripts only as the template's ``<head>`` has
-    them (inline ones by hash, MathJax by its folder on the CDN), images only from the page
+    them (inline ones by hash, MathJax by its folder on the CDN, and eval for MathJax's
+    configuration block), images only from the page
     itself or ``data:``, inline styles (template, MathJax, pandas tables), nothing else: no
     frames, objects, forms, connections, or ``<base>``."""
     head_match = _HEAD.search(page)
@@ -82,10 +83,13 @@ def content_security_policy(page: str) -> str:
                       for src in _SCRIPT_SRC.findall(head) if src.startswith("https://")})
     return "; ".join([
         "default-src 'none'",
-        "script-src " + " ".join(hashes + folders or ["'none'"]),
+        # MathJax 2 runs the template's text/x-mathjax-config block with eval: without
+        # 'unsafe-eval' no math shows. Only scripts already allowed here can call eval.
+        "script-src " + (" ".join(hashes + folders + ["'unsafe-eval'"]) if folders
+                         else " ".join(hashes) or "'none'"),
         "style-src 'unsafe-inline'",
         "img-src 'self' data:",
-        "font-src " + " ".join(folders + ["data:"]),
+        "font-src " + " ".join(["'self'"] + folders + ["data:"]),
         "base-uri 'none'",
         "form-action 'none'",
         "frame-src 'none'",
