@@ -189,12 +189,19 @@ class _Scanner(HTMLParser):
                 self._add("<style> element")
 
 
+def html5_comments(text: str) -> str:
+    """``text`` with the comment forms where Python's HTMLParser and browsers disagree
+    written the way browsers read them (``<!-->`` and ``<!--->`` are empty comments,
+    ``--!>`` ends one), so that the list of what was removed sees what a browser sees."""
+    return re.sub(r"<!---?>", "<!---->", text).replace("--!>", "-->")
+
+
 def removed_items(text: str) -> list[str]:
     """What :func:`clean_html` takes out of ``text``, in words ("<script> element",
     "onerror attribute on <img>", "javascript: URL in href of <a>")."""
     scanner = _Scanner()
     try:
-        scanner.feed(text)
+        scanner.feed(html5_comments(text))
         scanner.close()
     except Exception:  # noqa: BLE001 -- unreadable HTML: nh3 still cleans it
         scanner.found.append("HTML the grader could not read")
