@@ -274,6 +274,10 @@ def clean_markdown(source: str, attachments: dict[str, Any] | None = None) -> tu
     Returns ``source`` itself when it has no raw HTML and only allowed URLs; otherwise the
     cleaned rendering as one HTML block (see the module docstring)."""
     attachments = attachments or {}
+    if "<" not in source and "](" not in source and "]:" not in source:
+        # no raw HTML (it starts with "<"), no link or image destination (inline "](",
+        # reference "]:", autolink "<"): nothing to check, skip the two renderings
+        return source, []
     try:
         raw, urls = _render(source, attachments, escape=False)
         escaped, _ = _render(source, attachments, escape=True)
@@ -398,6 +402,13 @@ def _clean_cell_metadata(cell: NotebookNode) -> list[str]:
     return removed
 
 
+def _rendered_raw(cell: NotebookNode) -> bool:
+    """Whether an HTML page shows this raw cell (nbconvert prints raw cells whose
+    ``raw_mimetype`` is ``text/html`` or unset into the page; others are left out)."""
+    mime = cell.get("metadata", {}).get("raw_mimetype", "")
+    return not isinstance(mime, str) or mime.lower() in ("", "text/html")
+
+
 def sanitize_notebook(nb: NotebookNode) -> list[dict[str, Any]]:
     """Make ``nb`` inert in place (see the module docstring); return and store in
     ``nb.metadata.convgrade.sanitized`` what was removed, one entry per cell
@@ -409,13 +420,11 @@ def sanitize_notebook(nb: NotebookNode) -> list[dict[str, Any]]:
             removed += _clean_attachments(cell)
             cell.source, items = clean_markdown(cell.source, cell.get("attachments"))
             removed += items
-        elif cell.cell_type == "raw":
+        elif cell.cell_type == "raw" and _rendered_raw(cell):
             cleaned, items = clean_html(cell.source)
             if items or cleaned != cell.source:
                 cell.source = cleaned
             removed += items
-            for key in ("attachments",):
-                cell.pop(key, None)
         elif cell.cell_type == "code":
             if not isinstance(cell.get("execution_count"), int | None):
                 cell.execution_count = None
