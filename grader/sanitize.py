@@ -297,12 +297,21 @@ _JS_TYPES = ("application/javascript", "text/javascript", "application/ecmascrip
              "application/x-javascript")
 
 
+_SVG_ACTIVE = re.compile(
+    r"<\s*(?:script|foreignobject|iframe|object|embed|animate\w*|set|handler|listener|a)\b"
+    r"|\bon[a-z]+\s*="
+    r"|javascript:"
+    r"|href\s*=(?!\s*[\"']?\s*(?:#|data:image/(?:png|jpeg|gif);base64,))"
+    r"|url\s*\((?!\s*[\"']?\s*#)"
+    r"|@import",
+    re.I)
+
+
 def _clean_svg(svg: str) -> tuple[str | None, list[str]]:
-    """Keep an SVG output only if it has nothing active (matplotlib's SVGs have not)."""
-    active = re.compile(r"<\s*(script|foreignobject|iframe|object|embed|use|image|a|animate"
-                        r"|set|handler|listener)\b|\bon[a-z]+\s*=|javascript:|href\s*=|url\s*\(",
-                        re.I)
-    if active.search(html.unescape(svg)):
+    """Keep an SVG output only if it has nothing active: no script, handler, animation,
+    foreign content or link, and no reference outside itself except embedded raster images
+    (matplotlib's SVGs use only ``#`` references and ``data:image/png``)."""
+    if _SVG_ACTIVE.search(html.unescape(svg)):
         return None, ["image/svg+xml output with script, links or external references"]
     return svg, []
 

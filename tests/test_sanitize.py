@@ -264,3 +264,23 @@ def test_fast_engine_direct_and_recorded_paths_list_removals(
     assert recorded["sanitized"] == direct["sanitized"], (recorded, direct)
     assert recorded["score"] == direct["score"] == recorded["max_score"], recorded
     _assert_sanitized(work / "autograded" / "zoe" / "tiny" / "tiny.ipynb", outputs=False)
+
+
+def test_matplotlib_svg_output_stays() -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1, 2], [0, 1, 4], "o-")
+    ax.imshow([[0, 1], [1, 0]])
+    ax.set_title("a < b")
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg, removed = sanitize._clean_svg(buf.getvalue())
+    assert svg is not None and removed == [], (
+        f"a matplotlib SVG (only #references and data:image/png) must stay: {removed}")
