@@ -99,6 +99,7 @@ _SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.\-]*)\s*:")
 _DATA_IMAGE = re.compile(r"^data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$", re.I)
 _RASTER = ("image/png", "image/jpeg", "image/gif")
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+_UNSAFE_ID = re.compile(r"[<>&\"'`\x00-\x1f\x7f]")
 
 
 def url_allowed(url: str, *, image: bool) -> bool:
@@ -467,10 +468,19 @@ class SanitizeStudentContent(NbGraderPreprocessor):
     """nbgrader preprocessor: :func:`sanitize_notebook` on the whole notebook."""
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        """Make ``nb`` inert and note what was removed in its metadata."""
+        """Make ``nb`` inert and note what was removed in its metadata.
+
+        Refuses a student id with HTML-significant characters: formgrader prints the id
+        unescaped on the submission page, and ``nbgrader collect`` takes it from a file name
+        any student can write into the exchange (``python -m grader autograde`` maps folder
+        names to ``[A-Za-z0-9_.@+-]`` before this runs)."""
+        student = str(resources.get("nbgrader", {}).get("student", ""))
+        if _UNSAFE_ID.search(student):
+            raise ValueError(f"student id {student!r} contains HTML or control characters; "
+                             "formgrader would print it unescaped: rename the submission "
+                             "folder (python -m grader autograde does that itself)")
         removed = sanitize_notebook(nb)
         if removed:
-            student = resources.get("nbgrader", {}).get("student", "?")
             self.log.warning("removed active content from %s's notebook: %s", student,
                              "; ".join(", ".join(r["removed"]) for r in removed))
         return nb, resources

@@ -284,3 +284,30 @@ def test_matplotlib_svg_output_stays() -> None:
     svg, removed = sanitize._clean_svg(buf.getvalue())
     assert svg is not None and removed == [], (
         f"a matplotlib SVG (only #references and data:image/png) must stay: {removed}")
+
+
+HOSTILE_ID = 'eve<img src=x onerror="alert(1)">'
+
+
+def test_hostile_student_id_is_renamed_by_the_cli_and_refused_by_stock_nbgrader(
+        tiny_course: Path, tmp_path: Path, tiny_pool_factory: Any, tiny_judge: Any) -> None:
+    from grader.autograde import autograde
+
+    subs = tmp_path / "in" / "submitted"
+    write_nb(tiny_submission(tiny_course), subs / HOSTILE_ID / "tiny" / "tiny.ipynb")
+    entry = autograde([subs], "tiny", course=tiny_course, pool_factory=tiny_pool_factory,
+                      judge=tiny_judge)["results"][0]
+    assert sanitize._UNSAFE_ID.search(entry["student"]) is None, entry["student"]
+    assert entry["score"] == entry["max_score"], entry
+
+    course = tmp_path / "course"
+    shutil.copytree(tiny_course, course)
+    write_nb(tiny_submission(tiny_course), course / "submitted" / HOSTILE_ID / "tiny" /
+             "tiny.ipynb")
+    run_nbgrader(course, "generate_assignment", "tiny", "--force")
+    proc = run_nbgrader(course, "autograde", "tiny", "--force", check=False)
+    written = course / "autograded" / HOSTILE_ID / "tiny" / "tiny.ipynb"
+    assert not written.exists(), (
+        f"stock autograde should refuse an id formgrader would print unescaped:\n{proc.stdout}"
+        f"\n{proc.stderr}")
+    assert "HTML or control characters" in proc.stdout + proc.stderr, proc.stderr
