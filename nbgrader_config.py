@@ -29,8 +29,9 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from grader.feedback import ClearHiddenTestsAndTracebacks
+from grader.feedback import ClearHiddenTestsAndTracebacks, FeedbackHTMLExporter
 from grader.review import FlagForReview, KeepStderrVisible
+from grader.sanitize import SanitizeStudentContent
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -70,16 +71,19 @@ c.Execute.interrupt_on_timeout = True
 # notebook and the feedback, no longer a zero. (The hidden checks also swallow the warnings of
 # the calls they make, so `nbgrader validate` in a student's Jupyter agrees.)
 
-# Feedback: stock nbgrader 0.9.6 renders the autograded notebook, hidden tests restored, into
-# the students' feedback HTML, and a failing cell's traceback quotes the source lines around
-# the failure, hidden ones included. Strip the hidden-test regions from the cells and from
-# their tracebacks before rendering, so the feedback shows the visible asserts and each
-# check's message, never the hidden cases or the check names.
-# (grader/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
-# cleared after GetGrades.
 # Autograding steps after execution: nbgrader's default list, spelled out so that convgrade's
 # own steps have one place to go. Both engines use this list (the fast engine swaps Execute
 # for the worker's precomputed outputs, grader.autograde.autograde_preprocessors).
+#
+# Nothing a student writes runs in anyone else's browser (grader/sanitize.py, THREAT_MODEL.md
+# "HTML and script in student content"): SanitizeStudentContent, after execution in the list
+# below (both engines) and again in feedback (autograded folders made before it, or by another
+# config), leaves markdown, math, plots and tables and removes scripts, event handlers,
+# javascript:/data:text/html URLs, frames, objects, forms, active SVG, Javascript and widget
+# outputs; what it removed is in the notebook's metadata.convgrade.sanitized and in the result
+# entry's "sanitized" list. The feedback page also carries a Content-Security-Policy
+# (FeedbackHTMLExporter).
+#
 # Review (grader/review.py): KeepStderrVisible keeps stderr from zeroing a test cell;
 # FlagForReview, after SaveAutoGrades (which sets needs_manual_grade itself), flags the grades
 # that ran after code the tamper scan found, so formgrader lists them for review.
@@ -88,6 +92,7 @@ c.Autograde.autograde_preprocessors = [
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    SanitizeStudentContent,
     KeepStderrVisible,
     SaveAutoGrades,
     FlagForReview,
@@ -95,11 +100,20 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
+# Feedback: stock nbgrader 0.9.6 renders the autograded notebook, hidden tests restored, into
+# the students' feedback HTML, and a failing cell's traceback quotes the source lines around
+# the failure, hidden ones included. Strip the hidden-test regions from the cells and from
+# their tracebacks before rendering, so the feedback shows the visible asserts and each
+# check's message, never the hidden cases or the check names.
+# (grader/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
+# cleared after GetGrades and the student's content sanitized once more.
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     ClearHiddenTestsAndTracebacks,
+    SanitizeStudentContent,
     CSSHTMLHeaderPreprocessor,
 ]
+c.GenerateFeedback.exporter_class = FeedbackHTMLExporter
 
 # Release hygiene: nbgrader copies every file in source/<assignment>/ into the release and
 # into each autograded folder. Keep caches and checkpoints out of both.

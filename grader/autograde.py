@@ -540,6 +540,7 @@ def _collect(
     if autograded.exists():
         nb = nbformat.read(str(autograded), as_version=4)
         cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
+        entry["sanitized"] = _sanitized_list(nb)
     course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
     scores: dict[str, tuple[float | None, float]] = {}
     flagged: set[str] = set()
@@ -607,6 +608,7 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
     entry = _scored_entry(_entry(sub, assignment, spec), sub, spec, cells, scores)
     entry["graded"] = True
     _add_review(entry, nb, flagged_grade_ids(review_findings(nb)))
+    entry["sanitized"] = _sanitized_list(nb, sanitize=True)
     return entry
 
 
@@ -619,6 +621,14 @@ def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> N
     entry["review"] = [f.to_dict() for f in review_findings(nb)]
     for test in entry["tests"]:
         test["needs_manual_grade"] = test["grade_id"] in flagged
+
+
+def _sanitized_list(nb: NotebookNode, sanitize: bool = False) -> list[dict[str, Any]]:
+    """What grader.sanitize removed from the student's content (``sanitize``: the notebook is
+    not written anywhere, so just find out)."""
+    from grader.sanitize import sanitize_notebook, sanitized_list
+
+    return sanitize_notebook(copy.deepcopy(nb)) if sanitize else sanitized_list(nb)
 
 
 def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]:
@@ -641,6 +651,7 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
         "problems": [p.to_dict() for p in problems],
         "review": [],
         "seconds": round(sub.seconds, 3),
+        "sanitized": [],
     }
 
 

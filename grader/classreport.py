@@ -310,12 +310,12 @@ def _fmt(value: float | None) -> str:
     return f"{value:g}"
 
 
-def _cell(text: str, limit: int = 300) -> str:
-    """``text`` made safe for one Markdown table cell."""
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|")
+def _cell(text: Any, limit: int | None = 300) -> str:
+    """``text`` (a student's message, id, ...) made safe for one Markdown table cell: one
+    line, no markup (HTML becomes entities, see :func:`grader.reports.escape_markdown_cell`)."""
+    from grader.reports import escape_markdown_cell
+
+    return escape_markdown_cell(" ".join(str(text).split()), limit=limit)
 
 
 def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_NAME) -> str:
@@ -333,7 +333,7 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
 
     for a in summary["assignments"]:
         s = a["scores"]
-        lines += [f"## {a['assignment']}", ""]
+        lines += [f"## {_cell(a['assignment'], None)}", ""]
         lines.append(
             f"- submissions: {a['submissions']} ({a['graded']} graded, "
             f"{len(a['errors'])} with errors)"
@@ -369,7 +369,8 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
             ]
             for m in a["misconceptions"][:TOP_MISCONCEPTIONS]:
                 example = m["example"]
-                shown = f"{example['student']}: {_cell(example['message'])}" if example else "-"
+                shown = (f"{_cell(example['student'], None)}: {_cell(example['message'])}"
+                         if example else "-")
                 ids = ", ".join(f"`{g}`" for g in m["grade_ids"])
                 lines.append(
                     f"| `{m['hint']}` | {m['count']} | {len(m['students'])} | {ids} | {shown} |"
@@ -399,7 +400,7 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
         lines += ["### Submissions that could not be graded", ""]
         if a["errors"]:
             for err in a["errors"]:
-                lines.append(f"- **{err['student']}**: {_cell(err['error'])}")
+                lines.append(f"- **{_cell(err['student'], None)}**: {_cell(err['error'])}")
         else:
             lines.append("None.")
         lines.append("")

@@ -35,7 +35,7 @@ quiet() {
 }
 
 # --- 1. system packages -------------------------------------------------------------------
-APT_PACKAGES=(bubblewrap chromium postgresql)
+APT_PACKAGES=(bubblewrap chromium postgresql libjs-mathjax)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

@@ -1,0 +1,1 @@
+"""The HTML/script payload corpus of tests/test_xss*.py."""
