@@ -311,7 +311,7 @@ def _mistakes_for(name: str) -> list[tuple[str, object]]:
     return found
 
 
-def _answer_names(nb: nbformat.NotebookNode) -> list[str]:
+def answer_names(nb: nbformat.NotebookNode) -> list[str]:
     """The answer names of a release notebook, in cell order: what each code solution cell
     defines (``<name>_solution``), and the grade_ids of the written answers."""
     names = []
@@ -359,7 +359,7 @@ def class_plans(assignments: tuple[str, ...], names: tuple[tuple[str, ...], ...]
                 ) -> dict[tuple[str, str], Plan]:
     """The whole class's plans by (student, assignment), drawn from :data:`SEED`.
 
-    ``assignments`` and ``names`` (each assignment's answer names, :func:`_answer_names`)
+    ``assignments`` and ``names`` (each assignment's answer names, :func:`answer_names`)
     come from the release notebooks; the draw always covers the whole roster, so a subset of
     students gets the same submissions as in the whole class.
     """
@@ -400,7 +400,7 @@ def answer_source(name: str, answer: str) -> str | None:
     return None
 
 
-def _fill(nb: nbformat.NotebookNode, plan: Plan) -> str:
+def submission_text(nb: nbformat.NotebookNode, plan: Plan) -> str:
     """The text of ``plan``'s submission, written from a copy of the release notebook."""
     nb = nbformat.from_dict(nb)  # deep copy; the caller's notebook stays blank
     for cell in nb.cells:
@@ -435,8 +435,9 @@ def release_notebooks(course_root: Path) -> dict[str, Path]:
     return found
 
 
-def _plans_for(releases: dict[str, nbformat.NotebookNode]) -> dict[tuple[str, str], Plan]:
-    names = tuple(tuple(_answer_names(nb)) for nb in releases.values())
+def plans_for(releases: dict[str, nbformat.NotebookNode]) -> dict[tuple[str, str], Plan]:
+    """The class's plans (:func:`class_plans`) for these release notebooks, by assignment."""
+    names = tuple(tuple(answer_names(nb)) for nb in releases.values())
     return class_plans(tuple(releases), names)
 
 
@@ -475,12 +476,12 @@ def make_demo_class(course_root: Path, students: Iterable[str] | None = None,
             "`nbgrader generate_assignment <assignment>` in the course folder first"
         )
     releases = {a: nbformat.read(str(p), as_version=4) for a, p in paths.items()}
-    plans = _plans_for(releases)
+    plans = plans_for(releases)
     planned: list[tuple[Path, str]] = []
     for student in chosen:
         for assignment, blank in releases.items():
             target = course_root / "submitted" / student / assignment / f"{assignment}.ipynb"
-            planned.append((target, _fill(blank, plans[student, assignment])))
+            planned.append((target, submission_text(blank, plans[student, assignment])))
     clashes = [target for target, text in planned
                if target.exists() and target.read_text(encoding="utf-8") != text]
     if clashes and not overwrite:
@@ -499,7 +500,7 @@ def describe_class(course_root: Path, students: Iterable[str] | None = None) -> 
     """A few lines saying what the demo class holds (for ``python -m grader.demo``)."""
     releases = {a: nbformat.read(str(p), as_version=4)
                 for a, p in release_notebooks(Path(course_root)).items()}
-    plans = _plans_for(releases)
+    plans = plans_for(releases)
     chosen = set(STUDENTS if students is None else students)
     kinds: Counter[str] = Counter()
     mistakes: Counter[str] = Counter()

@@ -232,9 +232,9 @@ def test_engines_agree_on_demo_class(engines, assignment: str) -> None:
     stock_msgs = {(r["student"], t["grade_id"]): t["message"]
                   for r in stock["results"] for t in r["tests"]}
     for r in fast["results"]:
-        if r["student"] == "sneaky":
-            continue  # fast scans the whole notebook: its line numbers count from cell 1
         for t in r["tests"]:
+            if t["hint"] == "forbidden_api":
+                continue  # fast scans the whole notebook: its line numbers count from cell 1
             assert t["message"] == stock_msgs[(r["student"], t["grade_id"])]
 
 

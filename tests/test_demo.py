@@ -37,7 +37,7 @@ def _meta(cell: nbformat.NotebookNode) -> dict:
 
 
 def _plans() -> dict[tuple[str, str], demo.Plan]:
-    return demo._plans_for({a: _release(a) for a in ASSIGNMENTS})
+    return demo.plans_for({a: _release(a) for a in ASSIGNMENTS})
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +177,13 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
     for assignment in ASSIGNMENTS:
         folder = tmp_path / f"loose-{assignment}"
         folder.mkdir()
-        names = demo._answer_names(_release(assignment))
+        names = demo.answer_names(_release(assignment))
         for k in range(widest):
             plan = demo.Plan({n: "good" if n.endswith("_answer") else
                               f"style:{k}" if len(demo.ALTERNATIVES.get(n, ())) > k else "right"
                               for n in names})
-            (folder / f"style{k}.ipynb").write_text(demo._fill(_release(assignment), plan),
-                                                    encoding="utf-8")
+            text = demo.submission_text(_release(assignment), plan)
+            (folder / f"style{k}.ipynb").write_text(text, encoding="utf-8")
         for student in (demo.CHEATER, demo.DAMAGED, demo.DELETED_TEST):
             if student[1] == assignment:
                 shutil.copy2(root / "submitted" / student[0] / assignment / f"{assignment}.ipynb",
