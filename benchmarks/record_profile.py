@@ -107,8 +107,7 @@ def _instrument() -> None:
         cls = getattr(module, name, None)
         if cls is not None:
             _wrap(cls, "preprocess", f"      {name}.preprocess")
-    _wrap(ag._precomputed_execute_class(), "preprocess",
-          "      Execute (precomputed: apply the run + judge)")
+    _wrap(ag._FastRunner, "execute", "      Execute (precomputed: apply the run, judge)")
     _wrap(grader.checks, "judge", "        grader.checks.judge")
     _wrap(grader.forbidden, "scan", "          forbidden.scan")
     _wrap(nbconvert.writers.FilesWriter, "write", "      FilesWriter.write (autograded/)")
