@@ -22,6 +22,7 @@ from typing import Any
 
 from nbconvert.exporters import HTMLExporter
 from nbgrader.preprocessors import ClearHiddenTests
+from traitlets import List
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A quoted source line in an IPython traceback: "---> 10 code" or "     10 code".
@@ -30,6 +31,13 @@ _QUOTED = re.compile(r"^\s*(?:-*>)?\s*\d+\s(.*)$")
 
 class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
     """nbgrader's ClearHiddenTests, which also drops the hidden lines quoted in tracebacks."""
+
+    #: Configurable, as in nbgrader's GetGrades: nbconvert's HTMLExporter configures
+    #: ``NbConvertBase.display_data_priority`` for every preprocessor, and traitlets warns
+    #: about an option that a class inherits without ``config=True``.
+    display_data_priority = List(
+        ClearHiddenTests.class_traits()["display_data_priority"].default(), config=True
+    )
 
     def preprocess_cell(self, cell: Any, resources: dict, cell_index: int) -> tuple[Any, dict]:
         """Clear the hidden region of ``cell`` and its quoted lines in error tracebacks."""

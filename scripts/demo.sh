@@ -7,12 +7,12 @@
 # into WORK_DIR (default: a new temporary folder; it must be empty or absent) so that no real
 # gradebook, submission or release in the repository is ever touched, then there:
 #   1. nbgrader generate_assignment, for every assignment in source/
-#   2. python -m grader.demo             writes submitted/<student>/<assignment>/ for the demo
-#                                        students ada, ben and cy
+#   2. python -m grader.demo             writes submitted/<student>/<assignment>/ for the 30
+#                                        generated demo students (grader/demo.py)
 #   3. python -m grader autograde        per assignment: reports/<a>.json and reports/<a>.md
 #                                        (exit code 1 = some checks failed, 2 = a submission
 #                                        could not be graded; neither stops the demo)
-#   4. the grade table
+#   4. the grade table (one row per student, one column per assignment; "--": not graded)
 #   5. nbgrader generate_feedback        feedback/<student>/<assignment>/*.html
 #   6. nbgrader export                   reports/grades.csv
 #   7. the class report                  reports/class/ (pass rates, misconceptions, histogram)
@@ -25,7 +25,7 @@ cd "$ROOT"
 bash scripts/setup.sh
 export PATH="$ROOT/.venv/bin:$PATH"   # nbgrader runs alembic from PATH
 
-say() { printf '\n[demo] %s\n' "$*"; }
+say() { printf '\n[demo %4ss] %s\n' "$SECONDS" "$*"; }
 note() { printf '[demo] note: %s\n' "$*"; }
 
 WORK="${1:-}"
@@ -72,9 +72,14 @@ for a in "${ASSIGNMENTS[@]}"; do
     if [ "$HAVE_CLI" -eq 1 ]; then
         say "python -m grader autograde submitted/ --assignment $a"
         set +e
+        # The CLI's grade table goes to reports/<a>.txt (the demo prints one table for all
+        # assignments below) and its per-submission progress lines are dropped; its last line
+        # and any other message (a warning, an error) are shown.
         python -m grader autograde submitted/ --assignment "$a" \
-            --json "reports/$a.json" --markdown "reports/$a.md"
+            --json "reports/$a.json" --markdown "reports/$a.md" >"reports/$a.txt" \
+            2> >(grep -Ev '^(checking|running|recording) [0-9]+/[0-9]+: ' >&2)
         rc=$?
+        tail -n 1 "reports/$a.txt"
         set -e
         case "$rc" in
             0) ;;
@@ -96,28 +101,52 @@ import json
 import sys
 from pathlib import Path
 
-rows = []
+scores: dict[str, dict[str, str]] = {}
+tops: dict[str, float] = {}
+notes: list[str] = []
 for assignment in sys.argv[1:]:
     path = Path("reports") / f"{assignment}.json"
     if not path.is_file():
         print(f"  (no {path})")
         continue
     for sub in json.loads(path.read_text(encoding="utf-8")).get("results", []):
-        tests = sub.get("tests") or []
-        passed = sum(bool(t.get("passed")) for t in tests)
-        note = f"not graded: {sub['error']}" if sub.get("error") else f"{passed}/{len(tests)} checks"
-        rows.append((sub.get("student", "?"), assignment, sub.get("score") or 0,
-                     sub.get("max_score") or 0, note))
-print(f"  {'student':<10} {'assignment':<20} {'score':>7}  notes")
-for student, assignment, score, top, note in sorted(rows):
-    print(f"  {student:<10} {assignment:<20} {score:>3g}/{top:<3g}  {note[:70]}")
+        student = sub.get("student", "?")
+        top = sub.get("max_score") or 0
+        tops[assignment] = max(tops.get(assignment, 0), top)
+        if not sub.get("graded", True):
+            scores.setdefault(student, {})[assignment] = "--"
+        else:
+            scores.setdefault(student, {})[assignment] = f"{sub.get('score') or 0:g}"
+        if sub.get("error"):
+            notes.append(f"{student} {assignment}: {sub['error']}")
+names = [a for a in sys.argv[1:] if a in tops]
+width = max([len(a) for a in names] + [7])
+print(f"  {'student':<12}" + "".join(f"{a:>{width + 2}}" for a in names))
+print(f"  {'(max)':<12}" + "".join(f"{tops[a]:>{width + 2}g}" for a in names))
+for student in sorted(scores):
+    row = scores[student]
+    print(f"  {student:<12}" + "".join(f"{row.get(a, ''):>{width + 2}}" for a in names))
+for a in names:
+    graded = [float(r[a]) for r in scores.values() if r.get(a, "--") != "--"]
+    mean = sum(graded) / len(graded) if graded else 0.0
+    full = sum(1 for g in graded if g == tops[a])
+    print(f"  {a}: mean {mean:.1f}/{tops[a]:g}, {full} of {len(graded)} graded with full marks")
+for note in notes:
+    print(f"  note: {note[:110]}")
 PY
 fi
 
 # 5. feedback --------------------------------------------------------------------------------
+# One process per assignment, side by side: they only read the gradebook, and rendering the
+# HTML is most of the demo's CPU after grading.
+say "nbgrader generate_feedback ${ASSIGNMENTS[*]} (side by side)"
+pids=()
 for a in "${ASSIGNMENTS[@]}"; do
-    say "nbgrader generate_feedback $a"
-    nbgrader generate_feedback "$a" --log-level=WARN
+    nbgrader generate_feedback "$a" --log-level=WARN &
+    pids+=("$!")
+done
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "[demo] ERROR: nbgrader generate_feedback ${ASSIGNMENTS[$i]} failed" >&2; exit 1; }
 done
 
 # 6. export ----------------------------------------------------------------------------------
@@ -146,6 +175,6 @@ fi
 # done ---------------------------------------------------------------------------------------
 mkdir -p "$ROOT/reports/demo"
 cp -R reports/. "$ROOT/reports/demo/"
-say "done. Course folder: $WORK"
+say "done in ${SECONDS} s. Course folder: $WORK"
 echo "  reports:  $ROOT/reports/demo/ (grades.csv, <assignment>.json/.md, class/)"
 echo "  feedback: $WORK/feedback/<student>/<assignment>/"

@@ -330,7 +330,7 @@ def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_course(course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the real course with the demo class (ada right, ben wrong, cy blank) in
+    """A copy of the real course with the demo class (grader.demo: 30 generated students) in
     ``submitted/``. Treat as read-only: tests copy what they change."""
     demo = pytest.importorskip("grader.demo")
     root = tmp_path_factory.mktemp("demo") / "course"

@@ -33,11 +33,11 @@ def _run_main(*argv: str) -> tuple[int, str, str]:
 
 
 def _ada(demo_course: Path) -> Path:
-    return demo_course / "submitted" / "ada" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    return demo_course / "submitted" / "s01-ada" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
 
 def _cy(demo_course: Path) -> Path:
-    return demo_course / "submitted" / "cy" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    return demo_course / "submitted" / "s03-cy" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
 
 def _with_cell(nb_path: Path, source: str, after_grade_id: str) -> nbformat.NotebookNode:
@@ -53,7 +53,7 @@ def class_run(demo_course: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """One real ``python -m grader autograde`` run over a class with good and bad notebooks."""
     base = tmp_path_factory.mktemp("cli")
     subs = base / "submitted"
-    for student in ("ada", "cy"):
+    for student in ("s01-ada", "s03-cy"):
         shutil.copytree(demo_course / "submitted" / student / ASSIGNMENT,
                         subs / student / ASSIGNMENT)
     write_nb(_with_cell(_ada(demo_course), "while True:\n    pass", "corr2d_tests"),
@@ -93,9 +93,10 @@ def test_class_run_json(class_run: dict[str, Any]) -> None:
     result = class_run["result"]
     assert result["assignment"] == ASSIGNMENT
     by = {r["student"]: r for r in result["results"]}
-    assert set(by) == {"ada", "cy", "loop", "crash", "broken"}
-    assert by["ada"]["score"] == by["ada"]["max_score"] == 13.0 and by["ada"]["error"] is None
-    assert by["cy"]["score"] == 0.0 and by["cy"]["error"] is None
+    assert set(by) == {"s01-ada", "s03-cy", "loop", "crash", "broken"}
+    assert by["s01-ada"]["score"] == by["s01-ada"]["max_score"] == 13.0
+    assert by["s01-ada"]["error"] is None
+    assert by["s03-cy"]["score"] == 0.0 and by["s03-cy"]["error"] is None
     assert not by["broken"]["graded"] and "not valid JSON" in by["broken"]["error"]
     for name, first_lost in (("loop", "corr2d_multi_in_tests"),
                              ("crash", "corr2d_multi_in_out_tests")):
@@ -105,7 +106,7 @@ def test_class_run_json(class_run: dict[str, Any]) -> None:
         assert tests["corr2d_tests"]["passed"], name  # cells before the problem still count
         assert not tests[first_lost]["passed"], name
         assert 0 < entry["score"] < 13, name
-    for t in by["cy"]["tests"]:
+    for t in by["s03-cy"]["tests"]:
         assert t["message"] and t["passed"] is False
 
 

@@ -3,12 +3,12 @@
 Starts a throw-away PostgreSQL cluster (``initdb`` + ``pg_ctl`` from Debian's
 ``/usr/lib/postgresql/<version>/bin``) on a free loopback port, points the course at it with
 ``CONVGRADE_DB_URL`` (read by ``nbgrader_config.py``), then runs the instructor's cycle on a
-copy of the course: ``nbgrader generate_assignment``, the demo class from ``python -m
-grader.demo`` (ada: all right, ben: typical mistakes, cy: blank) plus dee (exactly one exercise
-solved), ``python -m grader autograde submitted/``, ``nbgrader export``. The grades are checked
-three ways: the autograde JSON, the exported CSV and SQL run directly against PostgreSQL with
-psycopg2; no sqlite gradebook may appear. The cycle ends with ``python -m grader.classreport``
-on the same JSON.
+copy of the course: ``nbgrader generate_assignment``, three of the demo class from ``python -m
+grader.demo`` (s01-ada: all right, s02-ben: typical mistakes, s03-cy: blank) plus dee (exactly
+one exercise solved), ``python -m grader autograde submitted/``, ``nbgrader export``. The
+grades are checked three ways: the autograde JSON, the exported CSV and SQL run directly
+against PostgreSQL with psycopg2; no sqlite gradebook may appear. The cycle ends with ``python
+-m grader.classreport`` on the same JSON.
 
 Skipped (with the reason) only when the PostgreSQL server binaries or psycopg2 are missing;
 ``bash scripts/setup.sh`` installs both.
@@ -286,12 +286,14 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
     total = sum(points.values())
     assert not (course / "gradebook.db").exists(), "nbgrader used sqlite, not CONVGRADE_DB_URL"
 
-    # the demo class (ada: all right, ben: typical mistakes, cy: blank) and dee, who
+    # three of the demo class (s01-ada: all right, s02-ben: typical mistakes, s03-cy:
+    # blank) and dee, who
     # solved exactly one exercise
-    _run([sys.executable, "-m", "grader.demo", "--course", str(course)], course, env)
+    _run([sys.executable, "-m", "grader.demo", "--course", str(course), "--students",
+          "s01-ada", "s02-ben", "s03-cy"], course, env)
     _submit_one_exercise(course, "dee", SOLVED_ONE)
-    students = {"ada", "ben", "cy", "dee"}
-    expected = {"ada": total, "cy": 0.0, "dee": points[SOLVED_ONE]}
+    students = {"s01-ada", "s02-ben", "s03-cy", "dee"}
+    expected = {"s01-ada": total, "s03-cy": 0.0, "dee": points[SOLVED_ONE]}
 
     report = _autograde(course, env, tmp_path / "results.json")
     by_student = {r["student"]: r for r in report["results"]}
@@ -301,7 +303,7 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
     scores = {s: float(r["score"]) for s, r in by_student.items()}
     for student, score in expected.items():
         assert scores[student] == pytest.approx(score), by_student[student]
-    assert scores["ben"] < total, "ben's typical mistakes should cost points"
+    assert scores["s02-ben"] < total, "ben's typical mistakes should cost points"
     assert not (course / "gradebook.db").exists(), "autograde used sqlite, not CONVGRADE_DB_URL"
 
     # nbgrader export reads the same gradebook: one CSV row per student
@@ -356,5 +358,5 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
     assert a["assignment"] == ASSIGNMENT and a["submissions"] == len(students)
     exercises = {ex["grade_id"]: ex for ex in a["exercises"]}
     assert set(exercises) == set(points)
-    assert exercises[SOLVED_ONE]["passed"] == 2  # ada and dee
+    assert exercises[SOLVED_ONE]["passed"] == 2  # s01-ada and dee
     assert (tmp_path / "class" / "score_histogram.png").stat().st_size > 0

@@ -279,7 +279,8 @@ def demo_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     env = dict(os.environ, PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
     proc = subprocess.run(
-        [sys.executable, "-m", "grader.demo", "--course", str(course), "--students", "ada", "ben"],
+        [sys.executable, "-m", "grader.demo", "--course", str(course), "--students", "s01-ada",
+         "s02-ben"],
         cwd=course,
         env=env,
         capture_output=True,
@@ -294,9 +295,9 @@ def demo_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("student", "grader_args", "exit_code", "status"),
     [
-        ("ada", "", 0, "pass"),  # the demo's all-correct student
-        ("ben", "", 0, "fail"),  # typical mistakes: graded (exit 0), the checks fail
-        ("ben", "--fail-under 100", 1, "fail"),  # GRADER_ARGS reach the grader
+        ("s01-ada", "", 0, "pass"),  # the demo's all-correct student
+        ("s02-ben", "", 0, "fail"),  # typical mistakes: graded (exit 0), the checks fail
+        ("s02-ben", "--fail-under 100", 1, "fail"),  # GRADER_ARGS reach the grader
     ],
 )
 def test_run_blocks_on_a_demo_submission(

@@ -1,0 +1,239 @@
+"""The demo class (grader.demo): thirty generated students that look like a class.
+
+* the written submissions: every student and assignment, release cells kept as released;
+* the plans: deterministic, the typical mistakes spread over the class (several times each),
+  every mistake a student makes caught by its check, and plans without mistakes all green
+  (run in process, test cells restored from the source, like the autograder);
+* the alternative right answers (:data:`grader.demo.ALTERNATIVES`), the cheat, the damaged
+  and the repaired notebook, graded by the real engine;
+* the demo never overwrites a differing submission.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import demo
+
+REPO = Path(__file__).resolve().parent.parent
+ASSIGNMENTS = ["channels_pooling", "conv_basics", "padding_stride"]
+
+
+def _release(assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(REPO / "release" / assignment / f"{assignment}.ipynb"), as_version=4)
+
+
+def _source(assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(REPO / "source" / assignment / f"{assignment}.ipynb"), as_version=4)
+
+
+def _meta(cell: nbformat.NotebookNode) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def _plans() -> dict[tuple[str, str], demo.Plan]:
+    return demo.plans_for({a: _release(a) for a in ASSIGNMENTS})
+
+
+@pytest.fixture(scope="module")
+def demo_class(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A course folder holding only the committed release/, with the demo class written."""
+    root = tmp_path_factory.mktemp("demo") / "course"
+    shutil.copytree(REPO / "release", root / "release")
+    return root, demo.make_demo_class(root)
+
+
+def _run_with_source_tests(submission: nbformat.NotebookNode, assignment: str) -> dict[str, str]:
+    """Run a submission's code like the autograder: test cells come back from the source.
+
+    Returns the outcome of each test cell by grade_id: "ok" or the exception's type name.
+    """
+    tests = {_meta(c)["grade_id"]: c.source for c in _source(assignment).cells
+             if _meta(c).get("grade") and c.cell_type == "code"}
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    outcomes: dict[str, str] = {}
+    for index, cell in enumerate(submission.cells):
+        if cell.cell_type != "code":
+            continue
+        grade_id = _meta(cell).get("grade_id", "")
+        source = tests.get(grade_id, cell.source)
+        try:
+            exec(compile(source, f"<{assignment} cell {index}>", "exec"), namespace)  # noqa: S102
+        except Exception as exc:  # noqa: BLE001 - a failing cell is an outcome, like a kernel
+            if grade_id in tests:
+                outcomes[grade_id] = type(exc).__name__
+            continue
+        if grade_id in tests:
+            outcomes[grade_id] = "ok"
+    return outcomes
+
+
+def test_writes_every_student_and_assignment(demo_class: tuple[Path, list[str]]) -> None:
+    root, written = demo_class
+    assert len(demo.STUDENTS) == 30 and len(set(demo.STUDENTS)) == 30
+    assert written == [f"submitted/{s}/{a}/{a}.ipynb" for s in demo.STUDENTS for a in ASSIGNMENTS]
+    plans = _plans()
+    for assignment in ASSIGNMENTS:
+        release = _release(assignment)
+        for student in demo.STUDENTS:
+            path = root / "submitted" / student / assignment / f"{assignment}.ipynb"
+            plan = plans[student, assignment]
+            if plan.special == "damaged":
+                with pytest.raises(Exception):  # noqa: B017 - any JSON error
+                    nbformat.read(str(path), as_version=4)
+                continue
+            nb = nbformat.read(str(path), as_version=4)
+            if student == demo.BLANK:
+                assert nb == release, f"{student} hands in the blank release notebook"
+            cells = release.cells
+            if plan.special == "deleted_test":
+                cells = [c for c in cells if _meta(c).get("grade_id") != demo.DELETED_TEST[2]]
+                assert len(nb.cells) == len(release.cells) - 1
+            assert len(nb.cells) == len(cells), f"{student} {assignment}: cells added or lost"
+            for mine, blank_cell in zip(nb.cells, cells, strict=True):
+                assert mine.metadata == blank_cell.metadata, f"{student}: metadata changed"
+                assert mine.get("id") == blank_cell.get("id")
+                assert mine.cell_type == blank_cell.cell_type
+                if not _meta(mine).get("solution"):
+                    assert mine.source == blank_cell.source, f"{student} changed a fixed cell"
+                elif student == demo.RIGHT:
+                    assert mine.source != blank_cell.source, f"{student}: unanswered cell"
+
+
+def test_class_is_deterministic_and_looks_like_a_class(tmp_path: Path) -> None:
+    plans = _plans()
+    shutil.copytree(REPO / "release", tmp_path / "release")
+    one = demo.make_demo_class(tmp_path, [demo.STUDENTS[5]])
+    text = (tmp_path / one[0]).read_text(encoding="utf-8")
+    demo.class_plans.cache_clear()
+    assert _plans() == plans, "the class is drawn from a fixed seed"
+    shutil.rmtree(tmp_path / "submitted")
+    assert demo.make_demo_class(tmp_path, [demo.STUDENTS[5]]) == one
+    assert (tmp_path / one[0]).read_text(encoding="utf-8") == text
+
+    mistakes = Counter(a for p in plans.values() for a in p.answers.values()
+                       if a.startswith("mistake:"))
+    common = [m for m, n in mistakes.items() if n >= 3]
+    assert len(common) >= 8, f"only {len(common)} mistakes appear 3+ times: {mistakes}"
+    for assignment in ASSIGNMENTS:
+        per_student = {s: sum(a.startswith("mistake:")
+                                  for a in plans[s, assignment].answers.values())
+                       for s in demo.STUDENTS}
+        assert per_student[demo.STRUGGLING] >= 2, f"{demo.STRUGGLING} struggles in {assignment}"
+        clean = [s for s, n in per_student.items() if n == 0]
+        assert 8 <= len(clean) <= 22, f"{assignment}: {len(clean)} students without mistakes"
+        styles = sum(a.startswith("style:") for s in demo.STUDENTS
+                     for a in plans[s, assignment].answers.values())
+        assert styles >= 10, f"{assignment}: only {styles} answers in another style"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_mistakes_fail_their_check_and_clean_plans_pass(demo_class: tuple[Path, list[str]],
+                                                        assignment: str) -> None:
+    """In process (the cheat and the damaged notebook are left to the engine test)."""
+    from grader.checks import CHECKS
+
+    root, _ = demo_class
+    graded = {_meta(c)["grade_id"] for c in _source(assignment).cells
+              if _meta(c).get("grade") and c.cell_type == "code"}
+    for student in demo.STUDENTS:
+        plan = _plans()[student, assignment]
+        if plan.special in ("damaged", "cheat"):
+            continue
+        path = root / "submitted" / student / assignment / f"{assignment}.ipynb"
+        outcomes = _run_with_source_tests(nbformat.read(str(path), as_version=4), assignment)
+        deleted = {demo.DELETED_TEST[2]} if plan.special == "deleted_test" else set()
+        assert set(outcomes) == graded - deleted, f"{student}: not every test cell ran"
+        for answer in plan.answers.values():
+            check = answer.split(":")[1] if answer.startswith("mistake:") else None
+            if check is not None and f"{check}_tests" not in deleted:
+                assert outcomes[f"{check}_tests"] != "ok", (
+                    f"{student}'s {answer} should fail {check}_tests, but it passed")
+        if not deleted and all(a.split(":")[0] in ("right", "style", "good", "weak")
+               for a in plan.answers.values()):
+            assert all(v == "ok" for v in outcomes.values()), f"{student}: {outcomes}"
+        for check, spec in CHECKS.items():
+            if spec.assignment == assignment and student == demo.RIGHT:
+                assert outcomes[f"{check}_tests"] == "ok"
+
+
+def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path, list[str]],
+                                                          course_copy: Path,
+                                                          tmp_path: Path) -> None:
+    """Every alternative right answer earns full marks with the real engine (forbidden-API
+    and tamper scans included); the cheat scores 0 with the tampering hint; the damaged
+    notebook is an error entry; the deleted test cell is restored and graded."""
+    from grader.autograde import autograde
+    from grader.reference import solution_source
+
+    assert set(demo.ALTERNATIVES) <= set(demo.DIFFICULTY), "every exercise has a difficulty"
+    root, _ = demo_class
+    widest = max(len(v) for v in demo.ALTERNATIVES.values())
+    for assignment in ASSIGNMENTS:
+        folder = tmp_path / f"loose-{assignment}"
+        folder.mkdir()
+        names = demo.answer_names(_release(assignment))
+        for k in range(widest):
+            plan = demo.Plan({n: "good" if n.endswith("_answer") else
+                              f"style:{k}" if len(demo.ALTERNATIVES.get(n, ())) > k else "right"
+                              for n in names})
+            text = demo.submission_text(_release(assignment), plan)
+            (folder / f"style{k}.ipynb").write_text(text, encoding="utf-8")
+        for student in (demo.CHEATER, demo.DAMAGED, demo.DELETED_TEST):
+            if student[1] == assignment:
+                shutil.copy2(root / "submitted" / student[0] / assignment / f"{assignment}.ipynb",
+                             folder / f"{student[0]}.ipynb")
+        result = autograde([folder], assignment, course=course_copy, seed=0)
+        by = {r["student"]: r for r in result["results"]}
+        for k in range(widest):
+            entry = by[f"style{k}"]
+            assert entry["score"] == entry["max_score"] > 0, (
+                f"{assignment} style {k}: expected full marks, got {entry['score']}: "
+                f"{[t['message'] for t in entry['tests'] if not t['passed']]}")
+        if assignment == demo.CHEATER[1]:
+            cheat = by[demo.CHEATER[0]]
+            assert cheat["score"] == 0 and {t["hint"] for t in cheat["tests"]} == {"tampering"}
+            damaged = by[demo.DAMAGED[0]]
+            assert not damaged["graded"] and "JSON" in damaged["error"], damaged
+        if assignment == demo.DELETED_TEST[1]:
+            repaired = by[demo.DELETED_TEST[0]]
+            assert repaired["graded"] and demo.DELETED_TEST[2] in repaired["error"], repaired
+            assert demo.DELETED_TEST[2] in {t["grade_id"] for t in repaired["tests"]}
+    assert solution_source("corr2d")  # the reference the "right" answers come from
+
+
+def test_cheat_is_the_corpus_attack() -> None:
+    corpus = pytest.importorskip("attacks.corpus")
+    assert demo.PATCH_JUDGE == corpus.PATCH_JUDGE
+
+
+def test_never_overwrites_a_differing_submission(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "release", tmp_path / "release")
+    first = demo.make_demo_class(tmp_path, [demo.BLANK])
+    assert demo.make_demo_class(tmp_path, [demo.BLANK]) == first, "identical content is fine"
+    mine = tmp_path / first[0]
+    mine.write_text(mine.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        demo.make_demo_class(tmp_path, [demo.BLANK])
+    assert mine.read_text(encoding="utf-8").endswith(" "), "the student's file was kept"
+    assert demo.main(["--course", str(tmp_path), "--students", demo.BLANK]) == 1
+    assert demo.main(["--course", str(tmp_path), "--students", demo.BLANK, "--force"]) == 0
+    assert not mine.read_text(encoding="utf-8").endswith(" ")
+    with pytest.raises(ValueError):
+        demo.make_demo_class(tmp_path, ["ada"])
+    assert demo.main(["--course", str(tmp_path / "nowhere")]) == 1
+
+
+def test_helpers_kept_for_other_tests() -> None:
+    from grader.hints import MISTAKES
+
+    assert demo.mistake_source("corr2d") == MISTAKES["corr2d"][0].source
+    assert demo.mistake_source("pool2d", "window_sum") == demo.answer_source(
+        "pool2d", "mistake:pool2d_avg:window_sum")
+    assert "def corr2d" in demo.right_source("corr2d")
+    assert demo.solution_names("def f():\n    pass\nx = 1") == ["f", "x"]
