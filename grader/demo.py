@@ -14,8 +14,9 @@ struggle, and some are special:
 * ``s09-ivan``'s ``channels_pooling`` notebook is damaged (cut off mid-file: invalid JSON),
   and ``s14-nia`` deleted a test cell of ``conv_basics`` (the grader restores it);
 * ``s21-uma`` cheats in ``channels_pooling``: a wrong ``corr2d`` plus a replacement of the
-  grader's judge (the ``patch_judge`` attack of ``tests/attacks/corpus.py``), which the
-  tamper scan catches.
+  grader's judge (the ``patch_judge`` attack of ``tests/attacks/corpus.py``): the judge runs
+  in the grader's process, so the wrong ``corr2d`` still fails, and the tamper scan flags the
+  submission for the instructor's review.
 
 Each submission starts from ``release/<assignment>/<assignment>.ipynb`` and only the sources
 of its answer cells change (metadata, cell ids and every other cell stay as released; the

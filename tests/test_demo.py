@@ -166,7 +166,8 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
                                                           course_copy: Path,
                                                           tmp_path: Path) -> None:
     """Every alternative right answer earns full marks with the real engine (forbidden-API
-    and tamper scans included); the cheat scores 0 with the tampering hint; the damaged
+    and tamper scans included); the cheat gains nothing (its wrong corr2d still fails) and is
+    flagged for review; the damaged
     notebook is an error entry; the deleted test cell is restored and graded."""
     from grader.autograde import autograde
     from grader.reference import solution_source
@@ -197,7 +198,10 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
                 f"{[t['message'] for t in entry['tests'] if not t['passed']]}")
         if assignment == demo.CHEATER[1]:
             cheat = by[demo.CHEATER[0]]
-            assert cheat["score"] == 0 and {t["hint"] for t in cheat["tests"]} == {"tampering"}
+            tests = {t["grade_id"]: t for t in cheat["tests"]}
+            assert not tests["corr2d_tests"]["passed"], cheat
+            assert cheat["score"] < cheat["max_score"]
+            assert cheat["review"] and all(t["needs_manual_grade"] for t in cheat["tests"]), cheat
             damaged = by[demo.DAMAGED[0]]
             assert not damaged["graded"] and "JSON" in damaged["error"], damaged
         if assignment == demo.DELETED_TEST[1]:
