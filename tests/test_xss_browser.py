@@ -106,12 +106,12 @@ def beacon() -> Iterator[tuple[str, list[str]]]:
 def graded(course_copy: Path, beacon: tuple[str, list[str]],
            tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A course copy with the payload submission graded by the CLI and its feedback."""
-    from grader.demo import make_demo_class
+    from grader.demo import RIGHT, make_demo_class
 
     root = tmp_path_factory.mktemp("xss") / "course"
     shutil.copytree(course_copy, root)
-    make_demo_class(root, ["ada"])
-    src = root / "submitted" / "ada"
+    make_demo_class(root, [RIGHT])
+    src = root / "submitted" / RIGHT
     dest = root / "submitted" / STUDENT
     src.rename(dest)
     notebook = dest / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
