@@ -1,4 +1,5 @@
-"""The docs' recipe "add an exercise" (docs/ARCHITECTURE.md), followed in a temporary copy.
+"""The docs' recipes "add an exercise" and "add an assignment" (docs/ARCHITECTURE.md), followed
+in a temporary copy of the course.
 
 Only the assignment's folder (grader/course/padding_stride/) and its notebook are touched; the
 release is regenerated with nbgrader; ``python -m grader autograde`` (the sandboxed engine) then
@@ -68,12 +69,12 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def _add_cells(path: Path) -> None:
+def _add_cells(path: Path, assignment: str = ASSIGNMENT) -> None:
     nb = nbformat.read(str(path), as_version=4)
     solution = nbformat.v4.new_code_cell(
         "def same_padding(k):\n"
         "    ### BEGIN SOLUTION\n"
-        f"    from grader.course.{ASSIGNMENT}.reference import same_padding as _reference\n"
+        f"    from grader.course.{assignment}.reference import same_padding as _reference\n"
         "    return _reference(k)\n"
         "    ### END SOLUTION")
     solution.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False,
@@ -116,32 +117,41 @@ for student in ("right", "wrong"):
 """
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("recipe") / "course"
+def _copy_course(root: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
     shutil.copytree(REPO / "grader", root / "grader", ignore=ignore)
     shutil.copytree(REPO / "source", root / "source", ignore=ignore)
     shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+
+
+def _release_and_grade(root: Path, assignment: str, name: str) -> dict:
+    """Generate the release, write a right and a wrong submission, grade them (sandboxed)."""
+    run_nbgrader(root, "generate_assignment", assignment, "--force")
+    env = _env(root)
+    table = subprocess.run([sys.executable, "-m", "grader.registry"], cwd=root, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    subprocess.run([sys.executable, "-c", WRITE_SUBMISSIONS, str(root), assignment, name],
+                   cwd=root, env=env, check=True, timeout=300)
+    out = root / f"{assignment}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(root / "submitted"), "--assignment",
+         assignment, "--course", str(root), "--json", str(out)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert out.exists(), proc.stdout + proc.stderr
+    results = {r["student"]: r for r in json.loads(out.read_text())["results"]}
+    return {"table": table, "results": results, "proc": proc}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("recipe") / "course"
+    _copy_course(root)
     folder = root / "grader" / "course" / ASSIGNMENT
     for name, code in FILES.items():  # 1-4: the assignment's folder
         path = folder / name
         path.write_text(path.read_text() + "\n" + textwrap.dedent(code), encoding="utf-8")
     _add_cells(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")  # 5: the notebook
-    run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")  # 6: the release
-    env = _env(root)
-    table = subprocess.run([sys.executable, "-m", "grader.registry"], cwd=root, env=env,
-                           capture_output=True, text=True, check=True).stdout
-    subprocess.run([sys.executable, "-c", WRITE_SUBMISSIONS, str(root), ASSIGNMENT, NAME],
-                   cwd=root, env=env, check=True, timeout=300)
-    out = root / "results.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "grader", "autograde", str(root / "submitted"), "--assignment",
-         ASSIGNMENT, "--course", str(root), "--json", str(out)],
-        cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert out.exists(), proc.stdout + proc.stderr
-    results = {r["student"]: r for r in json.loads(out.read_text())["results"]}
-    return {"table": table, "results": results, "proc": proc}
+    return _release_and_grade(root, ASSIGNMENT, NAME)  # 6: the release, then grading
 
 
 def _test(result: dict, grade_id: str) -> dict:
@@ -164,3 +174,38 @@ def test_a_wrong_submission_loses_the_new_exercise_only(graded: dict) -> None:
     assert test["score"] == 0 and test["hint"] == "padding_once", test
     assert "Padding is added on both sides" in test["message"]
     assert wrong["score"] == right["score"] - POINTS
+
+
+# ---------------------------------------------------------------------------------------------
+# "add an assignment": one folder and its notebook
+
+NEW = "sizes"
+
+
+@pytest.fixture(scope="module")
+def new_assignment(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("recipe_assignment") / "course"
+    _copy_course(root)
+    folder = root / "grader" / "course" / NEW
+    folder.mkdir()
+    (folder / "__init__.py").write_text(f'"""The assignment {NEW}."""\n')
+    header = "from __future__ import annotations\n\n"
+    imports = {"reference.py": "",
+               "cases.py": "from grader.runtime.declare import Case\n\nCASES = {}\n",
+               "mistakes.py": "from grader.runtime.declare import mistake\n\nMISTAKES = {}\n",
+               "exercises.py": "from grader.runtime.declare import exercise\n\nEXERCISES = ()\n"}
+    for name, code in FILES.items():
+        (folder / name).write_text(header + imports[name] + "\n" + textwrap.dedent(code))
+    source = root / "source" / NEW / f"{NEW}.ipynb"
+    source.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# Sizes\n\nThe padding that keeps the size.")]), str(source))
+    _add_cells(source, NEW)
+    return _release_and_grade(root, NEW, NAME)
+
+
+def test_a_new_assignment_is_found_and_graded(new_assignment: dict) -> None:
+    assert f"| {NEW} | `{NAME}` | `{NAME}` | {POINTS} |" in new_assignment["table"]
+    right, wrong = new_assignment["results"]["right"], new_assignment["results"]["wrong"]
+    assert right["score"] == right["max_score"] == POINTS, new_assignment["proc"].stdout
+    assert wrong["score"] == 0 and _test(wrong, f"{NAME}_tests")["hint"] == "padding_once"
