@@ -82,16 +82,18 @@ def as_shape(enc: dict) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def _fmt_number(x: float) -> str:
+def fmt_number(x: float) -> str:
+    """A number as students read it: whole numbers without decimals, else 4 digits."""
     return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e15 else f"{x:.4g}"
 
 
-def _fmt_tensor(t: torch.Tensor) -> str:
+def fmt_tensor(t: torch.Tensor) -> str:
+    """A tensor as students read it: its shape and, if small, its values."""
     shape = tuple(t.shape)
     if t.numel() <= 36:
         def rows(x: torch.Tensor) -> str:
             if x.dim() == 0:
-                return _fmt_number(float(x))
+                return fmt_number(float(x))
             return "[" + ", ".join(rows(v) for v in x) + "]"
         return f"a tensor of shape {shape}: {rows(t)}"
     return f"a tensor of shape {shape}"
@@ -130,7 +132,7 @@ def describe(enc: dict) -> str:
         label = "a numpy array" if kind == "ndarray" else "a tensor"
         if t is None:
             return f"{label} of dtype {enc.get('dtype')} and shape {tuple(enc.get('shape', []))}"
-        return _fmt_tensor(t).replace("a tensor", label, 1)
+        return fmt_tensor(t).replace("a tensor", label, 1)
     if kind == "too_large":
         what = {"ndarray": "numpy array"}.get(str(enc.get("kind")), str(enc.get("kind")))
         return f"a very large {what} of shape {tuple(enc.get('shape', []))}"
@@ -144,7 +146,7 @@ def describe(enc: dict) -> str:
             return f"{'torch.Size' if kind == 'size' else kind} {shape}"
         t = as_tensor(enc)
         label = "a torch.Size" if kind == "size" else f"a {kind}"
-        return _fmt_tensor(t).replace("a tensor", label, 1) if t is not None else label
+        return fmt_tensor(t).replace("a tensor", label, 1) if t is not None else label
     if kind == "dict":
         keys = sorted(enc.get("items", {}))
         return "a dict with keys " + ", ".join(keys) if keys else "an empty dict"
@@ -159,13 +161,3 @@ def fail(ex: Exercise, lines: list[str], hint_id: str | None, hint: str | None) 
     if hint:
         text += f"\nHint: {hint}"
     return Verdict(False, text, hint_id)
-
-
-def fmt_number(x: float) -> str:
-    """A number as students read it: whole numbers without decimals, else 4 digits."""
-    return _fmt_number(x)
-
-
-def fmt_tensor(t: torch.Tensor) -> str:
-    """A tensor as students read it: its shape and, if small, its values."""
-    return _fmt_tensor(t)
