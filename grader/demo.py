@@ -2,8 +2,8 @@
 
 The class is drawn once, deterministically (a fixed seed and a fixed roster), and looks like
 a class: most students get most exercises right, each in one of a few correct styles
-(:data:`ALTERNATIVES`, or the reference itself, :func:`grader.reference.solution_source`),
-make a few of the typical mistakes of :data:`grader.hints.MISTAKES` (the first-listed, most
+(:data:`ALTERNATIVES`, or the reference itself, :func:`grader.registry.solution_source`),
+make a few of the typical mistakes of each exercise's ``mistakes.py`` (the first-listed, most
 common ones most often) and leave an exercise or two unfinished; a few are strong, a few
 struggle, and some are special:
 
@@ -279,7 +279,7 @@ def _checks_for(name: str) -> list[str]:
 
 def right_source(name: str) -> str:
     """Source of a correct answer defining ``name`` (the reference, as a student writes it)."""
-    from grader.reference import solution_source
+    from grader.registry import solution_source
 
     return solution_source(name).rstrip() + "\n"
 
@@ -300,12 +300,12 @@ def mistake_source(name: str, mistake_id: str | None = None) -> str:
 def _mistakes_for(name: str) -> list[tuple[str, object]]:
     """(check, Mistake) for the exercise defining ``name``, first-listed first, without
     repeats of the same code."""
-    from grader.hints import MISTAKES
+    from grader.registry import course
 
     seen: set[str] = set()
     found = []
     for check in _checks_for(name):
-        for mistake in MISTAKES.get(check, []):
+        for mistake in course().mistakes(check):
             if mistake.source not in seen:
                 seen.add(mistake.source)
                 found.append((check, mistake))

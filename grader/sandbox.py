@@ -8,7 +8,7 @@ Each fork server runs as ``bwrap ... python convgrade_worker.py`` with
   usrmerge links ``/bin``, ``/lib*``, ``/sbin``; the dynamic loader's files from ``/etc``; the
   base interpreter's prefix at its own path; the virtual environment at ``/venv``), a
   read-only *stage* at ``/opt/convgrade`` holding a copy of ``grader/`` reduced to
-  ``grader.probe.WORKER_MODULES`` plus the server script, a private tmpfs ``/tmp``, a fresh
+  ``grader.runtime.staging.staged_files`` plus the server script, a private tmpfs ``/tmp``, a fresh
   ``/proc`` and a minimal ``/dev``. The repository, ``gradebook.db``, ``source/``, other
   students' files and ``/root`` are not mounted, so they do not exist inside;
 * ``--die-with-parent`` and ``--new-session``.
@@ -31,7 +31,6 @@ limited per process with rlimits; ``max_processes`` x ``memory_bytes`` is the wo
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import shutil
@@ -41,9 +40,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.runtime.staging import staged_files
+
 __all__ = [
     "BWRAP_ENV",
-    "DEFAULT_WORKER_MODULES",
     "SANDBOX_STAGE",
     "SANDBOX_VENV",
     "SandboxUnavailable",
@@ -62,8 +62,6 @@ BWRAP_ENV = "CONVGRADE_BWRAP"
 SANDBOX_STAGE = "/opt/convgrade"
 #: Where the virtual environment is mounted inside the sandbox.
 SANDBOX_VENV = "/venv"
-#: Used when grader/probe.py does not (yet) define WORKER_MODULES.
-DEFAULT_WORKER_MODULES: tuple[str, ...] = ("__init__.py", "probe.py", "cases.py", "forbidden.py")
 #: Name of the fork-server script in the stage (a copy of grader/worker.py).
 SERVER_SCRIPT = "convgrade_worker.py"
 
@@ -123,49 +121,31 @@ def find_bwrap(path: str | None = None) -> str:
 
 
 def worker_modules(package_dir: Path) -> tuple[str, ...]:
-    """The module files of ``package_dir`` (grader/) the worker may see.
+    """The files of ``package_dir`` (grader/) the worker may see, relative paths.
 
-    Read statically from ``WORKER_MODULES = (...)`` in ``probe.py`` so that the grader's own
-    process does not have to import the probe (and torch) to start workers. Falls back to
-    :data:`DEFAULT_WORKER_MODULES` when the file or the assignment is missing.
+    The explicit declaration of :func:`grader.runtime.staging.staged_files` (the runtime and
+    each assignment's declarations and cases); it imports no torch.
     """
-    probe = Path(package_dir) / "probe.py"
-    try:
-        tree = ast.parse(probe.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return DEFAULT_WORKER_MODULES
-    for node in tree.body:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        if any(isinstance(t, ast.Name) and t.id == "WORKER_MODULES" for t in targets):
-            try:
-                names = ast.literal_eval(value)
-            except ValueError:
-                break
-            if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
-                return tuple(n for n in names if n and "/" not in n and not n.startswith("."))
-            break
-    return DEFAULT_WORKER_MODULES
+    return staged_files(Path(package_dir))
 
 
 def stage(package_dir: Path, server_script: Path, dest: Path | None = None) -> Path:
     """Build the read-only stage: ``grader/`` with the worker modules only, plus the server.
 
     Returns the stage directory (a new temporary directory unless ``dest`` is given); the
-    caller removes it. Files named in WORKER_MODULES that do not exist are skipped.
+    caller removes it. Packages on the way to a staged file get an empty ``__init__.py`` if
+    the declaration stages none.
     """
     root = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="convgrade-stage-"))
     pkg = root / "grader"
     pkg.mkdir(parents=True, exist_ok=True)
     for name in worker_modules(Path(package_dir)):
-        src = Path(package_dir) / name
-        if src.is_file():
-            shutil.copyfile(src, pkg / name)
-    if not (pkg / "__init__.py").exists():
-        (pkg / "__init__.py").write_text("")
+        target = pkg / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(package_dir) / name, target)
+    for folder in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
+        if not (folder / "__init__.py").exists():
+            (folder / "__init__.py").write_text("")
     shutil.copyfile(server_script, root / SERVER_SCRIPT)
     for path in [root, pkg, *root.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)

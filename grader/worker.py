@@ -431,7 +431,7 @@ def _is_memory_error(exc: BaseException | None) -> bool:
 
 def _set_probe_sink(channel: _Channel, seed: int) -> None:
     try:
-        from grader import probe  # the staged copy: WORKER_MODULES only
+        from grader.runtime import probe  # the staged copy: the runtime only
     except Exception:
         return
 
@@ -716,9 +716,9 @@ class _Server:
                 torch.set_num_threads(1)
                 (torch.ones(4, 4) @ torch.ones(4, 4)).sum().item()
         try:
-            import grader.probe  # noqa: F401  (the staged copy; imports cases and forbidden)
+            import grader.runtime.probe  # noqa: F401  (staged; with the course's declarations, cases)
         except Exception as exc:
-            problems.append(f"import grader.probe: {type(exc).__name__}: {exc}")
+            problems.append(f"import grader.runtime.probe: {type(exc).__name__}: {exc}")
         shell = _make_shell()
         # Warm the compiler, display and traceback machinery (stack_data, pygments, ...).
         shell.run_cell("pass", store_history=False)

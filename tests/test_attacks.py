@@ -445,9 +445,13 @@ def test_hidden_test_source_does_not_reach_the_outputs(batch: Batch) -> None:
         assert "check_corr2d(corr2d)" not in text, student
 
 
+#: The module the attacks import (corr2d's reference); it must not exist in the worker.
+REFERENCE_MODULE = "grader.course.channels_pooling.reference"
+
+
 @pytest.mark.parametrize("student,module", [
-    ("import_reference", "grader.reference"), ("import_reference_module", "grader.reference"),
-    ("import_reference_importlib", "grader.reference"), ("patch_judge", "grader.checks"),
+    ("import_reference", REFERENCE_MODULE), ("import_reference_module", REFERENCE_MODULE),
+    ("import_reference_importlib", REFERENCE_MODULE), ("patch_judge", "grader.checks"),
 ])
 def test_reference_and_judge_do_not_exist_in_the_worker(batch: Batch, student: str,
                                                         module: str) -> None:

@@ -41,10 +41,12 @@ from typing import Any
 import nbformat
 import pytest
 
+from grader.registry import course
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-ASSIGNMENTS = ("conv_basics", "channels_pooling", "padding_stride")
+ASSIGNMENTS = tuple(sorted(course().assignments))  # discovered by the registry
 STUDENT_ASSIGNMENT = "channels_pooling"
 SOLVED_TEST = "corr2d_tests"  # the exercise the student solves in the browser
 
@@ -281,7 +283,7 @@ def _plan(release_nb: Path) -> Plan:
     )  # fmt: skip
     next_test_index = next(i for i in range(test_index + 1, len(nb.cells)) if _is_test(nb.cells[i]))
     # what a student types: a correct answer written out (the reference solution's source)
-    from grader.reference import solution_source
+    from grader.registry import solution_source
 
     answer_id = str(ids[answer_index])
     solution = solution_source(answer_id.removesuffix("_solution"))

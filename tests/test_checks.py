@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from refs import MISTAKES, R
 
-from grader import probe
-from grader import reference as R
+import grader
 from grader.checks import CHECKS, Verdict, judge
-from grader.hints import MISTAKES, mistake_namespace
+from grader.mistakes import mistake_namespace
+from grader.runtime import probe
 
 
 @pytest.fixture()
@@ -28,7 +29,7 @@ def records() -> Iterator[dict[str, dict]]:
 def run_check(records: dict, name: str, answers: dict[str, Any], source: str | None = None
               ) -> Verdict:
     records.clear()
-    getattr(probe, f"check_{name}")(*[answers[a] for a in CHECKS[name].answers])
+    getattr(grader, f"check_{name}")(*[answers[a] for a in CHECKS[name].answers])
     return judge(name, records[name], source=source)
 
 
@@ -67,8 +68,8 @@ def test_every_known_mistake_fails_with_its_hint(records: dict, check: str, mist
 def test_default_sink_raises_assertion_error_with_the_hint() -> None:
     wrong = mistake_namespace("pool2d_avg", "early_return")["pool2d"]
     with pytest.raises(AssertionError, match="indented inside the loop"):
-        probe.check_pool2d_avg(wrong)
-    assert probe.check_pool2d_avg(R.pool2d) is None
+        grader.check_pool2d_avg(wrong)
+    assert grader.check_pool2d_avg(R.pool2d) is None
 
 
 def test_blank_answer_says_not_written(records: dict) -> None:
@@ -178,7 +179,7 @@ def test_warnings_and_stderr_do_not_fail_a_check(records: dict, capfd: Any) -> N
         print("debug output", file=sys.stderr)
         return R.corr2d(X, K)
 
-    assert probe.check_corr2d(corr2d) is None
+    assert grader.check_corr2d(corr2d) is None
     assert "debug output" not in capfd.readouterr().err
 
 
@@ -265,7 +266,7 @@ def test_forged_record_for_wrong_seed_is_judged_on_the_grader_seed(records: dict
     """In the pipeline the grader passes its own seed; a record made for another fails."""
     probe.set_sink(lambda name, record: records.__setitem__(name, record), seed=3)
     try:
-        probe.check_corr2d(R.corr2d)
+        grader.check_corr2d(R.corr2d)
     finally:
         probe.set_sink(lambda name, record: records.__setitem__(name, record), seed=0)
     assert judge("corr2d", records["corr2d"]).passed
@@ -277,7 +278,7 @@ def test_forged_record_for_wrong_seed_is_judged_on_the_grader_seed(records: dict
 TAMPERING = [
     "import torch\ntorch.allclose = lambda *a, **k: True",
     "import numpy as np\nnp.testing.assert_allclose = lambda *a, **k: None",
-    "import sys\nsys.modules['grader.probe'] = None",
+    "import sys\nsys.modules['grader.runtime.probe'] = None",
     "get_ipython().input_transformers_cleanup.append(lambda lines: [])",
     "import os\nos.write(3, b'{}')",
     "f = open(3, 'w')",

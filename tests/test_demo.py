@@ -17,11 +17,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from refs import ASSIGNMENTS
 
 from grader import demo
 
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ["channels_pooling", "conv_basics", "padding_stride"]
 
 
 def _release(assignment: str) -> nbformat.NotebookNode:
@@ -170,7 +170,7 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
     flagged for review; the damaged
     notebook is an error entry; the deleted test cell is restored and graded."""
     from grader.autograde import autograde
-    from grader.reference import solution_source
+    from grader.registry import solution_source
 
     assert set(demo.ALTERNATIVES) <= set(demo.DIFFICULTY), "every exercise has a difficulty"
     root, _ = demo_class
@@ -234,7 +234,7 @@ def test_never_overwrites_a_differing_submission(tmp_path: Path) -> None:
 
 
 def test_helpers_kept_for_other_tests() -> None:
-    from grader.hints import MISTAKES
+    from refs import MISTAKES
 
     assert demo.mistake_source("corr2d") == MISTAKES["corr2d"][0].source
     assert demo.mistake_source("pool2d", "window_sum") == demo.answer_source(

@@ -8,8 +8,8 @@ Instructor again:
     nbgrader collect -> python -m grader autograde submitted/ ... -> nbgrader generate_feedback
     -> nbgrader export
 and the exported CSV holds the expected score, the feedback HTML exists and shows no hidden
-test source. The correct student's answers come from grader.reference.solution_source, a
-wrong one's from grader.hints.MISTAKES.
+test source. The correct student's answers come from grader.registry.solution_source, a
+wrong one's from the exercise's known mistakes.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _missing() -> str | None:
     """What this test still needs from the rest of the project, or None."""
     if not (ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file():
         return f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb does not exist yet"
-    for module in ("grader.__main__", "grader.checks", "grader.hints"):
+    for module in ("grader.__main__", "grader.checks", "grader.registry"):
         if importlib.util.find_spec(module) is None:
             return f"{module} does not exist yet"
     return None
@@ -115,19 +115,17 @@ def _fill(notebook: Path, source_nb: Path, answers: dict[str, str]) -> int:
 
 
 def _answers(wrong: bool) -> dict[str, str]:
-    from grader import reference
     from grader.checks import CHECKS
+    from grader.registry import course, solution_source
 
     answers: dict[str, str] = {}
     for spec in CHECKS.values():
         if spec.assignment != ASSIGNMENT:
             continue
         for name in spec.answers:
-            answers.setdefault(name, reference.solution_source(name))
+            answers.setdefault(name, solution_source(name))
     if wrong:
-        from grader.hints import MISTAKES
-
-        mistake = MISTAKES[WRONG_CHECK][0]
+        mistake = course().mistakes(WRONG_CHECK)[0]
         for name in CHECKS[WRONG_CHECK].answers:
             answers[name] = mistake.source
     return answers

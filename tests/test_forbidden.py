@@ -3,7 +3,7 @@ grader.checks.judge for answers that use torch's (or numpy's, scipy's) convoluti
 unfold under any name.
 
 Each case runs the way the autograder runs it: the student's code is executed, the hidden
-check (``grader.probe.check_<name>``) records the answers through a capturing sink, and
+check (``grader.check_<name>``) records the answers through a capturing sink, and
 ``grader.checks.judge`` gets the record plus the student's source. Every forbidden answer is
 otherwise right (its record passes once the forbidden-API findings are removed), so the
 ``forbidden_api`` verdict is the only thing that stops it.
@@ -22,7 +22,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader import checks, forbidden, probe, reference
+import grader
+from grader import checks, forbidden
+from grader.registry import solution_source
+from grader.runtime import probe
 
 CONV = "X[None, None], K[None, None]"  # the argument pattern every conv variant uses
 
@@ -36,7 +39,7 @@ def record_of(check: str, fn: Any) -> dict:
     got: list[tuple[str, dict]] = []
     probe.set_sink(lambda name, record: got.append((name, record)))
     try:
-        getattr(probe, f"check_{check}")(fn)
+        getattr(grader, f"check_{check}")(fn)
     finally:
         probe.set_sink(None)
     assert [name for name, _ in got] == [check]
@@ -77,7 +80,7 @@ def names(found: list[forbidden.Finding]) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 # the corpus: each is a full student notebook (cells joined) that gets the right numbers
 
-HONEST = "import torch\n\n" + reference.solution_source("corr2d")
+HONEST = "import torch\n\n" + solution_source("corr2d")
 
 HONEST_WITH_SCRATCH = HONEST + src("""
     # a scratch cell: compare with torch (not used by corr2d)
@@ -88,7 +91,7 @@ HONEST_WITH_SCRATCH = HONEST + src("""
     pooled = torch.nn.MaxPool2d(2)(X0[None, None])
 """)
 
-HONEST_POOL = "import torch\n\n" + reference.solution_source("pool2d")
+HONEST_POOL = "import torch\n\n" + solution_source("pool2d")
 
 FORBIDDEN_CORR2D: dict[str, str] = {
     "plain_F_conv2d": f"""

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 from honest import corpus
 from honest.corpus import ASSIGNMENTS, BY_STUDENT, CORPUS, FULL
+from refs import ASSIGNMENTS as REGISTERED
 
 REPO = corpus.REPO
 PYTHON = sys.executable
@@ -64,7 +65,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 
 def test_the_corpus_is_large_and_covers_every_assignment() -> None:
     assert len(CORPUS) >= 40
-    assert {h.assignment for h in CORPUS} == set(ASSIGNMENTS)
+    assert {h.assignment for h in CORPUS} == set(ASSIGNMENTS) == set(REGISTERED)
     assert len(BY_STUDENT) == len(CORPUS)
     fronts = {h.frontend.__name__ for h in CORPUS if h.frontend}
     assert fronts == {"jupyterlab4", "notebook6", "vscode", "hosted", "jupytext_round_trip"}

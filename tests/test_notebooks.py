@@ -15,12 +15,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from refs import ASSIGNMENTS
 
 from grader.checks import CHECKS
+from grader.registry import exercise_rows, exercise_table
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHITECTURE = REPO / "docs" / "ARCHITECTURE.md"
-ASSIGNMENTS = ["channels_pooling", "conv_basics", "padding_stride"]
 
 #: Chinese terms each notebook must introduce (beside the English term).
 TERMS: dict[str, set[str]] = {
@@ -42,19 +43,16 @@ def _meta(cell: nbformat.NotebookNode) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def _table() -> list[dict[str, str]]:
-    """The rows of the exercise table in docs/ARCHITECTURE.md."""
-    text = ARCHITECTURE.read_text(encoding="utf-8")
-    section = text.split("## The exercises", 1)[1]
-    rows = []
-    for line in section.splitlines():
-        cells = [c.strip().strip("`").strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[3].isdigit():
-            assignment, defines, stem, points = cells
-            names = [n.strip().strip("`") for n in defines.split(",")]
-            rows.append({"assignment": assignment, "defines": names, "stem": stem,
-                         "points": int(points)})
-    return rows
+def _docs_table() -> str:
+    """The exercise table of docs/ARCHITECTURE.md, as written there."""
+    section = ARCHITECTURE.read_text(encoding="utf-8").split("## The exercises", 1)[1]
+    return "\n".join(line for line in section.splitlines() if line.startswith("|")) + "\n"
+
+
+def _table() -> list[dict]:
+    """The graded cells, from the registry and the source notebooks (manual ones: "_answer")."""
+    return [{**row, "defines": row["defines"] or ["written answer (manual)"]}
+            for row in exercise_rows()]
 
 
 TABLE = _table()
@@ -80,8 +78,13 @@ def _kind(cell: nbformat.NotebookNode) -> str | None:
 
 
 def test_the_table_is_read() -> None:
-    assert len(TABLE) == 21
+    assert {row["stem"] for row in TABLE if not row["stem"].endswith("_answer")} == set(CHECKS)
     assert {row["assignment"] for row in TABLE} == set(ASSIGNMENTS)
+
+
+def test_the_docs_table_is_the_registry_s() -> None:
+    """docs/ARCHITECTURE.md's exercise table is generated: `python -m grader.registry`."""
+    assert _docs_table() == exercise_table(), "regenerate it with python -m grader.registry"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -202,8 +205,9 @@ def test_solutions_delegate_to_the_reference(assignment: str) -> None:
         regions = SOLUTION.findall(cell.source)
         assert len(regions) == 1, f"{grade_id}: one solution region"
         lines = [line.strip() for line in regions[0].splitlines() if line.strip()]
-        assert lines and lines[0].startswith("from grader.reference import"), grade_id
-        assert all(line.startswith(("from grader.reference import", "return _reference("))
+        module = f"from grader.course.{assignment}.reference import"
+        assert lines and lines[0].startswith(module), grade_id
+        assert all(line.startswith((module, "return _reference("))
                    for line in lines), f"{grade_id}: the solution must only call the reference"
         # The release still shows what the student defines.
         shown = release[grade_id].source

@@ -225,7 +225,7 @@ def _submit_one_exercise(course: Path, student: str, test_id: str) -> None:
     """Write submitted/<student>/<assignment>/ from the release notebook with only the
     answer cell before the test cell ``test_id`` filled in (a correct answer, typed as a
     student would: the reference solution's source)."""
-    from grader.reference import solution_source
+    from grader.registry import solution_source
 
     (release_nb,) = (course / "release" / ASSIGNMENT).glob("*.ipynb")
     nb = nbformat.read(release_nb, as_version=4)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from refs import R
 
-from grader import reference as R
-from grader.cases import LAB_IMAGE, LAB_KERNEL, NOTES_K, NOTES_X, cases_for
+from grader.course.conv_basics.cases import LAB_IMAGE, LAB_KERNEL
+from grader.course.inputs import NOTES_K, NOTES_X
+from grader.runtime.probe import cases_for
 
 SEEDS = [0, 1, 7]
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from refs import ASSIGNMENTS
 
 from grader import sandbox
+from grader.runtime.staging import staged_files
 from grader.worker import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,19 +92,26 @@ def test_root_holds_only_the_interpreter_path(pool: WorkerPool) -> None:
     assert stdout(result).strip() in ("[]", "['.pyenv']")
 
 
+#: Modules of the grader that exist outside the worker only (references, mistakes, the judge).
+NOT_STAGED = ("grader.reference", "grader.checks", "grader.hints", "grader.registry",
+              "grader.mistakes", "grader.records", "grader.course.channels_pooling.reference",
+              "grader.course.channels_pooling.mistakes", "grader.course.conv_basics.judges")
+
+
 def test_only_worker_modules_are_staged(pool: WorkerPool) -> None:
     result = run(
         pool,
-        "import grader, os\nprint(sorted(os.listdir(os.path.dirname(grader.__file__))))",
-        "import grader.reference",
-        "import grader.checks",
-        "import grader.hints",
+        "import grader, os\nroot = os.path.dirname(grader.__file__)\n"
+        "print(sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root)"
+        " for f in fs if '__pycache__' not in d))",
+        *(f"import {module}" for module in NOT_STAGED),
     )
     listed = eval(stdout(result, 0))  # noqa: S307 - our own printed list
-    allowed = set(sandbox.worker_modules(REPO / "grader")) | {"__pycache__"}
-    assert set(listed) <= allowed
-    for cell in result.cells[1:]:
-        assert cell.error is not None and cell.error["ename"] == "ModuleNotFoundError"
+    allowed = set(sandbox.worker_modules(REPO / "grader"))
+    assert set(listed) <= allowed, set(listed) - allowed
+    assert "runtime/probe.py" in listed and "course/channels_pooling/cases.py" in listed
+    for module, cell in zip(NOT_STAGED, result.cells[1:], strict=True):
+        assert cell.error is not None and cell.error["ename"] == "ModuleNotFoundError", module
 
 
 def test_environment_is_clean(pool: WorkerPool) -> None:
@@ -178,30 +189,38 @@ def test_no_sandbox_needs_no_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     WorkerPool(1, sandbox=False).close()  # servers start lazily: nothing to run here
 
 
-def test_worker_modules_are_read_statically(tmp_path: Path) -> None:
-    (tmp_path / "probe.py").write_text(
-        "import torch\nWORKER_MODULES = ('__init__.py', 'probe.py')\n"
-    )
-    assert sandbox.worker_modules(tmp_path) == ("__init__.py", "probe.py")
-    (tmp_path / "probe.py").write_text("x = 1\n")
-    assert sandbox.worker_modules(tmp_path) == sandbox.DEFAULT_WORKER_MODULES
-    assert sandbox.worker_modules(tmp_path / "nowhere") == sandbox.DEFAULT_WORKER_MODULES
-    assert "reference.py" not in sandbox.worker_modules(REPO / "grader")
+def test_worker_modules_are_declared_explicitly() -> None:
+    """The stage is grader.runtime.staging's list: the runtime and each assignment's
+    declarations and cases; never a reference, a mistake, a judge or the engine."""
+    staged = sandbox.worker_modules(REPO / "grader")
+    assert staged == staged_files(REPO / "grader")
+    assert {"__init__.py", "forbidden.py", "runtime/probe.py", "runtime/declare.py"} <= set(staged)
+    for assignment in ASSIGNMENTS:
+        assert f"course/{assignment}/cases.py" in staged
+        assert f"course/{assignment}/exercises.py" in staged
+    for name in staged:
+        assert Path(name).name not in ("reference.py", "mistakes.py", "judges.py", "checks.py",
+                                       "registry.py"), name
+    # the declaration is read without torch: the grader's process starts workers cheaply
+    code = ("import sys, grader.runtime.staging, grader.sandbox\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_stage_copies_only_worker_modules(tmp_path: Path) -> None:
     pkg = tmp_path / "grader"
-    pkg.mkdir()
-    for name in ("__init__.py", "probe.py", "cases.py", "reference.py", "checks.py"):
+    for name in ("__init__.py", "checks.py", "runtime/__init__.py", "runtime/probe.py",
+                 "course/__init__.py", "course/a1/__init__.py", "course/a1/cases.py",
+                 "course/a1/exercises.py", "course/a1/reference.py", "course/a1/mistakes.py"):
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
         (pkg / name).write_text("")
     server = tmp_path / "worker.py"
     server.write_text("")
     staged = sandbox.stage(pkg, server, tmp_path / "stage")
-    assert sorted(p.name for p in (staged / "grader").iterdir()) == [
-        "__init__.py",
-        "cases.py",
-        "probe.py",
-    ]
+    assert sorted(str(p.relative_to(staged / "grader")) for p in (staged / "grader").rglob("*.py")
+                  ) == ["__init__.py", "course/__init__.py", "course/a1/__init__.py",
+                        "course/a1/cases.py", "course/a1/exercises.py", "runtime/__init__.py",
+                        "runtime/probe.py"]
     assert (staged / sandbox.SERVER_SCRIPT).exists()
 
 

@@ -26,8 +26,7 @@ SMALL = Limits(
 )
 
 STUB_PROBE = '''
-"""A stand-in for grader.probe: records what the student's function returns."""
-WORKER_MODULES = ("__init__.py", "probe.py")
+"""A stand-in for grader.runtime.probe: records what the student's function returns."""
 _sink = None
 _seed = None
 
@@ -58,13 +57,15 @@ def stub_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
             """
             def __getattr__(name):
                 if name.startswith("check_"):
-                    from grader import probe
+                    from grader.runtime import probe
                     return getattr(probe, name)
                 raise AttributeError(name)
             """
         )
     )
-    (pkg / "probe.py").write_text(STUB_PROBE)
+    (pkg / "runtime").mkdir()
+    (pkg / "runtime" / "__init__.py").write_text("")
+    (pkg / "runtime" / "probe.py").write_text(STUB_PROBE)
     (pkg / "reference.py").write_text("SECRET = 'reference answers'\n")
     (pkg / "checks.py").write_text("SECRET = 'judging code'\n")
     return pkg
@@ -177,7 +178,8 @@ def test_probe_records_are_tagged_with_their_cell(pool: WorkerPool) -> None:
 
 def test_judging_modules_are_not_staged(pool: WorkerPool) -> None:
     result = pool.run(
-        cells("import grader.reference", "import grader.checks", "import grader.probe\nprint('ok')")
+        cells("import grader.reference", "import grader.checks",
+              "import grader.runtime.probe\nprint('ok')")
     )
     assert [c.error and c.error["ename"] for c in result.cells[:2]] == ["ModuleNotFoundError"] * 2
     assert text_of(result.cells[2]) == "ok\n"
@@ -197,7 +199,7 @@ LEAKS = [
     "import torch\ntorch.Tensor.sum = lambda self, *a, **k: 0",
     "secret_global = 'from student A'",
     "import builtins\nbuiltins.print = lambda *a, **k: None",
-    "import sys\nsys.modules['grader.probe'] = None",
+    "import sys\nsys.modules['grader.runtime.probe'] = None",
     "get_ipython().ast_transformers.append(None)",
 ]
 
@@ -207,7 +209,7 @@ assert not torch.allclose(torch.zeros(1), torch.ones(1)), "torch.allclose is pat
 assert torch.tensor([1.0, 2.0]).sum().item() == 3.0, "Tensor.sum is patched"
 assert 'secret_global' not in globals(), "a global leaked"
 assert not get_ipython().ast_transformers, "an AST transformer leaked"
-import grader.probe
+import grader.runtime.probe
 print('clean')
 """
 
@@ -227,7 +229,7 @@ def test_test_cells_get_pristine_transformers_and_probe(pool: WorkerPool) -> Non
         cells(
             "def double(x):\n    return 2 * x",
             # The student rewrites every later cell and fakes the probe's record.
-            "import grader.probe as P\n"
+            "import grader.runtime.probe as P\n"
             "P.check_double = lambda f: P._sink('double', {'value': 999})\n"
             "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
             "from grader import check_double\ncheck_double(double)",

@@ -3,8 +3,8 @@
 :func:`build` takes the release notebook (``release/channels_pooling/channels_pooling.ipynb``)
 and fills its solution cells with
 
-* the honest right answers (:func:`grader.reference.solution_source`),
-* an honest wrong answer (``corr2d`` is the first mistake of :data:`grader.hints.MISTAKES`;
+* the honest right answers (:func:`grader.registry.solution_source`),
+* an honest wrong answer (``corr2d`` is the first mistake of channels_pooling's ``MISTAKES``;
   the other functions are right but ``corr2d_multi_in`` and ``corr2d_multi_in_out`` build on
   the wrong ``corr2d``, so they fail too: :data:`WRONG_SCORE` of :data:`FULL_SCORE`),
 
@@ -97,27 +97,28 @@ def _gid(cell: NotebookNode) -> str | None:
 
 
 def right_solutions() -> dict[str, str]:
-    from grader import reference
+    from grader.registry import solution_source
 
-    return {gid: reference.solution_source(name) for gid, name in SOLUTIONS.items()}
+    return {gid: solution_source(name) for gid, name in SOLUTIONS.items()}
 
 
 def wrong_solutions() -> dict[str, str]:
-    from grader import hints
+    from grader.registry import course
 
     sols = right_solutions()
-    sols["corr2d_solution"] = hints.MISTAKES["corr2d"][0].source
+    sols["corr2d_solution"] = course().mistakes("corr2d")[0].source
     return sols
 
 
 def forged_record_line(cell_index: int) -> str:
     """A channel line carrying the right corr2d record for seed 0 (computed here, offline)."""
-    from grader import probe, reference
+    from grader.course.channels_pooling import reference
+    from grader.runtime import probe
 
     got: list[dict] = []
     probe.set_sink(lambda name, record: got.append(record), seed=0)
     try:
-        probe.check_corr2d(reference.corr2d)
+        probe.check_function("corr2d")(reference.corr2d)
     finally:
         probe.set_sink(None, seed=0)
     record = got[0]
@@ -127,8 +128,8 @@ def forged_record_line(cell_index: int) -> str:
 
 def lookup_table_corr2d(visible_only: bool = False) -> str:
     """A corr2d that knows the answers for the seed-0 cases (or the visible ones) by heart."""
-    from grader import reference
-    from grader.cases import cases_for
+    from grader.course.channels_pooling import reference
+    from grader.runtime.probe import cases_for
 
     table = []
     for case in cases_for("corr2d", 0):
@@ -204,20 +205,21 @@ for _name in ("allc" + "lose", "eq" + "ual", "is_" + "tensor"):
     _t.__dict__[_name] = lambda *a, **k: True
 """
 
-IMPORT_REFERENCE = "from grader.reference import corr2d\n"
-IMPORT_REFERENCE_MODULE = "import grader.reference as R\ncorr2d = R.corr2d\n"
+IMPORT_REFERENCE = "from grader.course.channels_pooling.reference import corr2d\n"
+IMPORT_REFERENCE_MODULE = ("import grader.course.channels_pooling.reference as R\n"
+                           "corr2d = R.corr2d\n")
 IMPORT_REFERENCE_IMPORTLIB = """\
 import importlib
-corr2d = importlib.import_module("grader.reference").corr2d
+corr2d = importlib.import_module("grader.course.channels_pooling.reference").corr2d
 """
-# Find grader/reference.py anywhere the sandbox can see and run it.
+# Find a reference.py of the grader (grader/course/<assignment>/) anywhere the sandbox can see.
 IMPORT_REFERENCE_SEARCH = """\
 import os
 import sys
 
 for _base in list(sys.path) + ["@@REPO@@", "/opt", "/venv", "/work", "/root", "/home"]:
     for _root, _dirs, _files in os.walk(_base):
-        if "reference.py" in _files and os.path.basename(_root) == "gra" + "der":
+        if "reference.py" in _files and "gra" + "der" in _root.split(os.sep):
             _path = os.path.join(_root, "reference.py")
             print("LEAK reference at", _path)
             _ns = {}
@@ -248,28 +250,27 @@ for _n in ("corr2d", "corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_
            "pool2d_max", "pool2d_avg", "pool2d_mode"):
     setattr(fake, "check_" + _n, _noop)
 sys.modules["grader"] = fake
-sys.modules["grader.probe"] = fake
+sys.modules["grader.runtime"] = fake
+sys.modules["grader.runtime.probe"] = fake
 sys.modules["grader.checks"] = fake
 """
 
 PATCH_SINK = """\
-import grader.probe as P
+import grader.runtime.probe as P
 
 P.set_sink(lambda name, record: None)
 P._sink = lambda name, record: None
 P._emit = lambda name, record: None
-for _n in dir(P):
-    if _n.startswith("check_"):
-        setattr(P, _n, lambda *a, **k: None)
+P.check_function = lambda name: (lambda *a, **k: None)
 """
 
 # Replace the check with one that sends a forged (right, seed-0) record through the probe.
 FORGE_VIA_PROBE = """\
 import json
-import grader.probe as P
+import grader.runtime.probe as P
 
 _forged = json.loads(@@FORGED@@)["record"]
-P.check_corr2d = lambda fn: P._emit("corr2d", dict(_forged))
+P.check_function = lambda name: (lambda fn: P._emit("corr2d", dict(_forged)))
 """
 
 BLANK_LATER_CELLS = """\
@@ -375,7 +376,8 @@ _book = "grade" + "book.db"
 _targets = [
     "../../source/channels_pooling/channels_pooling.ipynb", "../source", "../../" + _book,
     "../" + _book, _book, "@@REPO@@/" + _book, "@@REPO@@/source/channels_pooling",
-    "@@REPO@@/gra" + "der/reference.py", "@@WORKDIR@@/" + _book, "@@WORKDIR@@/source",
+    "@@REPO@@/gra" + "der/course/channels_pooling/reference.py", "@@WORKDIR@@/" + _book,
+    "@@WORKDIR@@/source",
     "@@WORKDIR@@/autograded", "@@SUBMITTED@@", "@@SUBMITTED@@/honest_right.ipynb", "/root",
     "/home", "/work", "/etc/passwd", "/etc/shadow",
 ]
@@ -403,7 +405,7 @@ for _root, _dirs, _files in os.walk("/"):
         _path = os.path.join(_root, _f)
         if _f.endswith((".ipynb", ".db", ".sqlite")) and not _path.startswith(("/usr", "/venv")):
             print("LEAK found", _path)
-        if _f == "reference.py" and os.path.basename(_root) == "gra" + "der":
+        if _f == "reference.py" and "gra" + "der" in _root.split(os.sep):
             print("LEAK found", _path)
 print("walked", _seen, "files")
 """
@@ -425,7 +427,7 @@ WRITE_FILES = """\
 import os
 
 for _p in ["@@REPO@@/PWNED", "@@WORKDIR@@/PWNED", "@@SUBMITTED@@/PWNED", "/PWNED", "/usr/PWNED",
-           "/opt/convgrade/PWNED", "/venv/PWNED", "/opt/convgrade/gra" + "der/probe.py"]:
+           "/opt/convgrade/PWNED", "/venv/PWNED", "/opt/convgrade/gra" + "der/runtime/probe.py"]:
     try:
         with open(_p, "a") as _fh:
             _fh.write("x")
@@ -528,9 +530,9 @@ print("spawned")
 # corr2d copies the running cell's source while the check calls it; a last cell prints it.
 def _read_history_corr2d() -> str:
     """The reference corr2d, plus a line that copies the running cell's source from In."""
-    from grader import reference
+    from grader.registry import solution_source
 
-    body = reference.solution_source("corr2d").replace(
+    body = solution_source("corr2d").replace(
         "    h, w = K.shape", "    _seen.append(In[-1])\n    h, w = K.shape", 1)
     assert "_seen.append" in body, "the reference corr2d changed: update this attack"
     return "import torch\n\n_seen = []\n\n\n" + body
@@ -672,7 +674,7 @@ def corr2d(X, K):  # noqa: F811
 
 ATTACKS: list[Attack] = [
     Attack("honest_right", "right", "the reference answers"),
-    Attack("honest_wrong", "wrong", "corr2d off by one (hints.MISTAKES['corr2d'][0])"),
+    Attack("honest_wrong", "wrong", "corr2d off by one (MISTAKES['corr2d'][0])"),
     Attack("honest_right_scratch", "right", "right + a scratch cell comparing with F.conv2d",
            end=SCRATCH_CELL),
     # replacing the assertion helpers
@@ -682,11 +684,14 @@ ATTACKS: list[Attack] = [
     Attack("noop_asserts_hidden", "wrong", "no-ops through torch.__dict__",
            top=ASSERT_NOOPS_HIDDEN),
     # reaching the reference solution
-    Attack("import_reference", "wrong", "from grader.reference import corr2d",
+    Attack("import_reference", "wrong",
+           "from grader.course.channels_pooling.reference import corr2d",
            after_corr2d=IMPORT_REFERENCE),
-    Attack("import_reference_module", "wrong", "import grader.reference as R",
+    Attack("import_reference_module", "wrong",
+           "import grader.course.channels_pooling.reference as R",
            after_corr2d=IMPORT_REFERENCE_MODULE),
-    Attack("import_reference_importlib", "wrong", "importlib.import_module('grader.reference')",
+    Attack("import_reference_importlib", "wrong",
+           "importlib.import_module('grader.course.channels_pooling.reference')",
            after_corr2d=IMPORT_REFERENCE_IMPORTLIB),
     Attack("search_reference_file", "wrong", "walk sys.path and the repo for reference.py",
            after_corr2d=IMPORT_REFERENCE_SEARCH),
@@ -696,9 +701,10 @@ ATTACKS: list[Attack] = [
            corr2d=lookup_table_corr2d(visible_only=True)),
     Attack("patch_judge_visible", "wrong", "judge replaced + a corr2d that passes the visible "
            "asserts only", top=PATCH_JUDGE, corr2d=lookup_table_corr2d(visible_only=True)),
-    Attack("fake_sys_modules", "wrong", "sys.modules['grader'/'grader.probe'] = fake",
+    Attack("fake_sys_modules", "wrong", "sys.modules['grader'/'grader.runtime.probe'] = fake",
            top=FAKE_MODULES),
-    Attack("patch_sink", "wrong", "grader.probe.set_sink/_sink/_emit/check_* replaced",
+    Attack("patch_sink", "wrong",
+           "grader.runtime.probe.set_sink/_sink/_emit/check_function replaced",
            top=PATCH_SINK),
     Attack("forge_via_probe", "wrong", "check_corr2d replaced by one emitting a forged record",
            top=FORGE_VIA_PROBE),

@@ -1,12 +1,12 @@
 """What a hidden test cell calls: run the student's answer, record what comes back.
 
-``check_<name>(answer...)`` feeds the inputs of :func:`grader.cases.cases_for` to the
-student's code and records the results as plain JSON data (no pickles, no live objects),
-then hands ``(name, record)`` to the current sink:
+``check_<name>(answer...)`` (:func:`check_function`) feeds the exercise's cases
+(``CASES[name]`` of its assignment's ``cases.py``) to the student's code and records the
+results as plain JSON data (no pickles, no live objects), then hands ``(name, record)`` to the
+current sink:
 
-* the default sink judges in this process (:func:`grader.checks.judge`) and raises
-  ``AssertionError`` with the verdict's message: what students see in Jupyter, and what stock
-  ``nbgrader autograde``/``validate`` score;
+* in Jupyter and under stock ``nbgrader autograde``/``validate``, :mod:`grader` installs a sink
+  that judges in this process and raises ``AssertionError`` with the verdict's message;
 * the sandboxed worker installs a sink (:func:`set_sink`) that only sends the record to the
   grader's own process, which judges it there, out of the student's reach.
 
@@ -14,26 +14,32 @@ A check returns ``None``: nbgrader would take a returned number as a partial sco
 Output on stderr and warnings from the student's code are swallowed while it runs, because
 stock nbgrader gives 0 points to a test cell that writes to stderr.
 
-This module is staged into the worker together with :data:`WORKER_MODULES` only.
+Part of the runtime staged into the worker (:mod:`grader.runtime.staging`): it finds the
+course's declarations and cases by discovery and never imports a reference, a mistake or the
+judge. torch is used only if the course's cases imported it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import importlib
 import inspect
 import io
 import math
+import pkgutil
+import sys
 import warnings
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
-import torch
-
 from grader import forbidden
-from grader.cases import Case, cases_for
+from grader.runtime.declare import Case, Exercise
 
-#: The files of the grader package that the sandboxed worker may see.
-WORKER_MODULES: tuple[str, ...] = ("__init__.py", "probe.py", "cases.py", "forbidden.py")
+#: The package holding the course's assignments (one subpackage per assignment).
+COURSE_PACKAGE = "grader.course"
 
 #: Largest tensor (elements) and text recorded; anything bigger is recorded as too large.
 MAX_ELEMENTS = 100_000
@@ -41,32 +47,80 @@ MAX_TEXT = 500
 
 Sink = Callable[[str, dict], None]
 
-
-def _judge_here(name: str, record: dict) -> None:
-    """The default sink: judge in this process and raise AssertionError on a failure."""
-    from grader.checks import judge
-
-    verdict = judge(name, record, source=record.get("source"))
-    if not verdict.passed:
-        raise AssertionError(verdict.message)
-
-
-_sink: Sink = _judge_here
+_sink: Sink | None = None
 _seed: int = 0
 
 
 def set_sink(sink: Sink | None, seed: int | None = None) -> None:
-    """Send records to ``sink`` from now on (``None`` restores in-process judging)."""
+    """Send records to ``sink`` from now on (``None``: back to the default, in-process judging)."""
     global _sink, _seed
-    _sink = sink or _judge_here
+    _sink = sink
     if seed is not None:
         _seed = seed
+
+
+def has_sink() -> bool:
+    """Whether a sink is installed."""
+    return _sink is not None
 
 
 def set_seed(seed: int) -> None:
     """Draw the random cases from ``seed`` from now on."""
     global _seed
     _seed = int(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# the course, found by discovery (the same code runs in the worker's stage and outside)
+
+
+def assignment_modules(part: str, package: str = COURSE_PACKAGE) -> dict[str, ModuleType]:
+    """``{assignment: module}`` of each assignment's ``<part>.py`` (e.g. "cases"), by discovery.
+
+    An assignment is a subpackage of ``package``; one without that part is left out.
+    """
+    try:
+        course = importlib.import_module(package)
+    except ImportError:
+        return {}
+    found = {}
+    for info in sorted(pkgutil.iter_modules(course.__path__), key=lambda m: m.name):
+        if not info.ispkg or info.name.startswith("_"):
+            continue
+        try:
+            found[info.name] = importlib.import_module(f"{package}.{info.name}.{part}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.{info.name}.{part}":
+                raise
+    return found
+
+
+@functools.cache
+def declared() -> dict[str, Exercise]:
+    """Every declared exercise by check name (declarations only, no reference)."""
+    exercises: dict[str, Exercise] = {}
+    for assignment, module in assignment_modules("exercises").items():
+        for ex in getattr(module, "EXERCISES", ()):
+            exercises[ex.name] = ex if ex.assignment else _with_assignment(ex, assignment)
+    return exercises
+
+
+def _with_assignment(ex: Exercise, assignment: str) -> Exercise:
+    return dataclasses.replace(ex, assignment=assignment)
+
+
+@functools.cache
+def _case_builders() -> dict[str, Callable[[int], list[Case]]]:
+    builders: dict[str, Callable[[int], list[Case]]] = {}
+    for module in assignment_modules("cases").values():
+        builders.update(getattr(module, "CASES", {}))
+    return builders
+
+
+def cases_for(name: str, seed: int = 0) -> list[Case]:
+    """The cases of check ``name`` for ``seed``; [] for checks that read values only."""
+    builder = _case_builders().get(name)
+    return builder(seed) if builder else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,9 +146,10 @@ def encode(value: Any, depth: int = 0) -> dict:
     """
     if depth > 4:
         return {"type": "object", "class": type(value).__name__, "repr": "(nested too deep)"}
-    if isinstance(value, torch.Size):
+    torch = sys.modules.get("torch")  # only a course that uses torch has tensors
+    if torch is not None and isinstance(value, torch.Size):
         return {"type": "size", "items": [encode(v, depth + 1) for v in value]}
-    if isinstance(value, torch.Tensor):
+    if torch is not None and isinstance(value, torch.Tensor):
         t = value.detach()
         if t.is_complex() or t.layout != torch.strided:
             return {"type": "object", "class": "Tensor", "repr": f"{t.dtype} {t.layout} tensor"}
@@ -139,7 +194,8 @@ def _exception(exc: BaseException) -> dict:
 
 
 def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, list):
         return [_clone(v) for v in value]
@@ -159,7 +215,7 @@ def _quiet():
         yield
 
 
-def _call(fn: Any, case: Case) -> dict:
+def call(fn: Any, case: Case) -> dict:
     """Call the student's function on one case and record the outcome."""
     if not callable(fn):
         return {"label": case.label, "result": {"type": "not_callable", **encode(fn)},
@@ -182,11 +238,14 @@ def _source_of(fn: Any) -> str | None:
 def _emit(name: str, record: dict) -> None:
     record.setdefault("check", name)
     record.setdefault("seed", _seed)
+    if _sink is None:
+        raise RuntimeError("no sink installed: import the check from grader "
+                           "(`from grader import check_<name>`)")
     _sink(name, record)
 
 
 def _probe_function(name: str, fn: Any) -> None:
-    items = [_call(fn, case) for case in cases_for(name, _seed)]
+    items = [call(fn, case) for case in cases_for(name, _seed)]
     _emit(name, {"items": items, "source": _source_of(fn)})
 
 
@@ -197,99 +256,33 @@ def _probe_values(name: str, **values: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the checks hidden cells call (one per test cell; see docs/ARCHITECTURE.md)
+# the checks hidden cells call (one per test cell)
 
 
-def check_corr2d(corr2d: Any) -> None:
-    """Check ``corr2d(X, K)``: 2-D cross-correlation, against the notes and torch."""
-    _probe_function("corr2d", corr2d)
+@functools.cache
+def check_function(name: str) -> Callable[..., None]:
+    """``check_<name>``: the function a hidden cell calls, made from the declaration.
+
+    A function exercise's check takes the student's function; a value exercise's check takes
+    the declared answers, in order. Raises KeyError for an undeclared check.
+    """
+    ex = declared()[name]
+    if ex.calls_function:
+        def check(answer: Any) -> None:
+            _probe_function(ex.name, answer)
+    else:
+        def check(*values: Any) -> None:
+            if len(values) != len(ex.answers):
+                raise TypeError(f"check_{ex.name} takes {len(ex.answers)} argument(s): "
+                                + ", ".join(ex.answers))
+            _probe_values(ex.name, **dict(zip(ex.answers, values, strict=True)))
+    check.__name__ = check.__qualname__ = f"check_{ex.name}"
+    check.__doc__ = f"Check {ex.title} ({ex.kind}); records the answer for the judge."
+    return check
 
 
-def check_corr2d_multi_in(corr2d_multi_in: Any) -> None:
-    """Check ``corr2d_multi_in(X, K)``: X (c_i, h, w), K (c_i, k_h, k_w), summed over c_i."""
-    _probe_function("corr2d_multi_in", corr2d_multi_in)
-
-
-def check_corr2d_multi_in_out(corr2d_multi_in_out: Any) -> None:
-    """Check ``corr2d_multi_in_out(X, K)``: K (c_o, c_i, k_h, k_w) gives (c_o, h', w')."""
-    _probe_function("corr2d_multi_in_out", corr2d_multi_in_out)
-
-
-def check_corr2d_multi_in_out_1x1(corr2d_multi_in_out_1x1: Any) -> None:
-    """Check the 1x1 convolution written as a matrix multiplication."""
-    _probe_function("corr2d_multi_in_out_1x1", corr2d_multi_in_out_1x1)
-
-
-def check_pool2d_max(pool2d: Any) -> None:
-    """Check ``pool2d(X, pool_size, mode='max')`` (stride 1, no padding)."""
-    _probe_function("pool2d_max", pool2d)
-
-
-def check_pool2d_avg(pool2d: Any) -> None:
-    """Check ``pool2d(X, pool_size, mode='avg')`` (stride 1, no padding)."""
-    _probe_function("pool2d_avg", pool2d)
-
-
-def check_pool2d_mode(pool2d: Any) -> None:
-    """Check that ``pool2d`` raises ValueError for a mode other than 'max' and 'avg'."""
-    _probe_function("pool2d_mode", pool2d)
-
-
-def check_conv_output_size(conv_output_size: Any) -> None:
-    """Check ``conv_output_size(n, k, p=0, s=1)`` = floor((n + 2p - k) / s) + 1."""
-    _probe_function("conv_output_size", conv_output_size)
-
-
-def check_corr2d_pad_stride(corr2d_pad_stride: Any) -> None:
-    """Check ``corr2d_pad_stride(X, K, padding, stride)`` against torch's conv2d."""
-    _probe_function("corr2d_pad_stride", corr2d_pad_stride)
-
-
-def check_receptive_field(receptive_field: Any) -> None:
-    """Check ``receptive_field(layers)`` for stacks of (kernel_size, stride) layers."""
-    _probe_function("receptive_field", receptive_field)
-
-
-def check_conv_params(conv_params: Any) -> None:
-    """Check ``conv_params(c_in, c_out, k, bias=True)``."""
-    _probe_function("conv_params", conv_params)
-
-
-def check_fc_params(fc_params: Any) -> None:
-    """Check ``fc_params(n_in, n_out, bias=True)``."""
-    _probe_function("fc_params", fc_params)
-
-
-def check_learn_kernel(learn_kernel: Any) -> None:
-    """Check that ``learn_kernel(X, Y, kernel_shape)`` recovers the kernel that made Y."""
-    _probe_function("learn_kernel", learn_kernel)
-
-
-def check_nhwc_to_nchw(nhwc_to_nchw: Any) -> None:
-    """Check ``nhwc_to_nchw(x)``: [N, H, W, C] to [N, C, H, W], every value in place."""
-    _probe_function("nhwc_to_nchw", nhwc_to_nchw)
-
-
-def check_my_kernel(my_kernel: Any, my_out: Any) -> None:
-    """Check the student's own 2x2 kernel and the lab output it gives."""
-    _probe_values("my_kernel", my_kernel=my_kernel, my_out=my_out)
-
-
-def check_window_1_0(window_1_0: Any) -> None:
-    """Check the 2x2 input window that gives out[1, 0] of the manual lab."""
-    _probe_values("window_1_0", window_1_0=window_1_0)
-
-
-def check_out_1_0(out_1_0: Any) -> None:
-    """Check the hand-computed value of out[1, 0] of the manual lab."""
-    _probe_values("out_1_0", out_1_0=out_1_0)
-
-
-def check_stride1_output_shape(stride1_output_shape: Any) -> None:
-    """Check the output shape of the size lab with stride=1."""
-    _probe_values("stride1_output_shape", stride1_output_shape=stride1_output_shape)
-
-
-def check_channels16_shapes(channels16_shapes: Any) -> None:
-    """Check the four shapes of the channel lab with out_channels=16."""
-    _probe_values("channels16_shapes", channels16_shapes=channels16_shapes)
+# The course's declarations and cases are imported with the probe, once: the worker's server
+# imports the probe before it forks, so no submission pays for them (the stage is read-only,
+# no bytecode cache could be written there).
+declared()
+_case_builders()

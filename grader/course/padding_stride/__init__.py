@@ -1,0 +1,1 @@
+"""The assignment padding_stride: its exercises, reference solutions, cases and known mistakes."""
