@@ -29,8 +29,8 @@ VENV_BIN = Path(sys.executable).parent
 #: Files nbgrader_config.py tells nbgrader to skip; a stray one in the checkout is not an error.
 IGNORED = {".ipynb_checkpoints", "__pycache__"}
 #: Text that must never reach a student.
-LEAKS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "grader.reference", "check_",
-         "from grader")
+LEAKS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "grader.reference", "grader.course",
+         "check_", "from grader")
 
 
 def _assignments() -> list[str]:

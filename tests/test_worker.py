@@ -178,7 +178,7 @@ def test_probe_records_are_tagged_with_their_cell(pool: WorkerPool) -> None:
 
 def test_judging_modules_are_not_staged(pool: WorkerPool) -> None:
     result = pool.run(
-        cells("import grader.reference", "import grader.checks",
+        cells("import grader.course.channels_pooling.reference", "import grader.checks",
               "import grader.runtime.probe\nprint('ok')")
     )
     assert [c.error and c.error["ename"] for c in result.cells[:2]] == ["ModuleNotFoundError"] * 2
