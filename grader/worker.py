@@ -67,7 +67,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -705,7 +705,8 @@ class _Server:
         os.environ["IPYTHONDIR"] = os.path.join(self.workroot, ".ipython")
         os.environ["MPLCONFIGDIR"] = os.path.join(self.workroot, ".matplotlib")
         sys.meta_path[:] = [f for f in sys.meta_path if not _is_editable_finder(f)]
-        for name in ("numpy", "torch"):
+        # what the course declares (c.ConvGrade.preload, grader/settings.py), nothing else
+        for name in self.config.get("preload", ("numpy", "torch")):
             try:
                 __import__(name)
             except Exception as exc:
@@ -715,10 +716,11 @@ class _Server:
             with contextlib.suppress(Exception):
                 torch.set_num_threads(1)
                 (torch.ones(4, 4) @ torch.ones(4, 4)).sum().item()
-        try:
-            import grader.probe  # noqa: F401  (the staged copy; imports cases and forbidden)
-        except Exception as exc:
-            problems.append(f"import grader.probe: {type(exc).__name__}: {exc}")
+        if self.config.get("preload_probe", True):
+            try:
+                import grader.probe  # noqa: F401  (the staged copy; imports cases and forbidden)
+            except Exception as exc:
+                problems.append(f"import grader.probe: {type(exc).__name__}: {exc}")
         shell = _make_shell()
         # Warm the compiler, display and traceback machinery (stack_data, pygments, ...).
         shell.run_cell("pass", store_history=False)
@@ -1137,6 +1139,8 @@ class _ServerHandle:
             "limits": asdict(self.pool.limits),
             "seed": self.pool.seed,
             "preload_matplotlib": self.pool.preload_matplotlib,
+            "preload": list(self.pool.preload),
+            "preload_probe": self.pool.preload_probe,
         }
         cmd = self.pool._command(json.dumps(config))
         self._stderr = tempfile.TemporaryFile(prefix="convgrade-worker-stderr-")
@@ -1319,7 +1323,9 @@ class WorkerPool:
     names the bwrap executable; ``package_dir`` is the ``grader/`` directory to stage (tests
     pass a stub). ``seed`` seeds random, numpy, torch and ``grader.probe.set_seed`` if present.
     ``preload_matplotlib`` imports pyplot (inline backend) in each server: about 1.5 s more
-    start-up, saved by every child that plots.
+    start-up, saved by every child that plots. ``preload`` names the modules each server
+    imports once (the course's ``c.ConvGrade.preload``, :mod:`grader.settings`);
+    ``preload_probe`` imports the hidden checks' runtime (``grader.probe``) too.
     """
 
     def __init__(
@@ -1332,6 +1338,8 @@ class WorkerPool:
         bwrap: str | None = None,
         package_dir: str | Path | None = None,
         preload_matplotlib: bool = True,
+        preload: Sequence[str] = ("numpy", "torch"),
+        preload_probe: bool = True,
     ) -> None:
         from grader import sandbox as sandbox_mod
 
@@ -1340,6 +1348,8 @@ class WorkerPool:
         self.limits = limits if limits is not None else Limits()
         self.seed = int(seed)
         self.preload_matplotlib = preload_matplotlib
+        self.preload = tuple(preload)
+        self.preload_probe = preload_probe
         self._sandbox_mod = sandbox_mod
         self._bwrap = sandbox_mod.find_bwrap(bwrap) if sandbox else None
         self._root = Path(tempfile.mkdtemp(prefix="convgrade-pool-"))
