@@ -858,7 +858,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
     # 1-2. precheck and restore, each notebook against its own source
     for k, sub in enumerate(subs, 1):
         sub.check = precheck(sub.notebook, specs[sub.notebook_name])
-        report("check", k, len(subs), sub.student)
+        report("check", k, len(subs), _label(sub, specs))
     gradable = [s for s in subs if s.check is not None and s.check.gradable]
     students = _by_student(gradable)
 
@@ -890,7 +890,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
                     for k, (position, run) in enumerate(
                             pool.map([cell_jobs(nb) for nb in notebooks]), 1):
                         done.append((position, run))
-                        report("run", k, len(gradable), gradable[position].student)
+                        report("run", k, len(gradable), _label(gradable[position], specs))
                 except BaseException as exc:  # re-raised in the main thread
                     failure.append(exc)
 
@@ -915,7 +915,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
                     judge_run(sub, nb, run, spec, the_judge)
                     judged[(sub.student, sub.notebook_name)] = _direct_entry(
                         assignment, sub, spec, nb)
-                    report("record", len(judged), len(gradable), sub.student)
+                    report("record", len(judged), len(gradable), _label(sub, specs))
                 return _result(assignment, engine, run_seed, course_root, started, _entries(
                     subs, specs, assignment,
                     lambda sub: judged.get((sub.student, sub.notebook_name))))
@@ -962,6 +962,11 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
         if ws.temporary is not None:
             shutil.rmtree(ws.temporary, ignore_errors=True)
     return _result(assignment, engine, run_seed, course_root, started, entries)
+
+
+def _label(sub: Submission, specs: dict[str, SourceSpec]) -> str:
+    """How progress names a submission: the student, and the notebook where there are several."""
+    return sub.student if len(specs) == 1 else f"{sub.student} ({sub.notebook_name}.ipynb)"
 
 
 def _lazy_judge(seed: int) -> Callable[..., Any]:
