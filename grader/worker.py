@@ -430,9 +430,10 @@ def _is_memory_error(exc: BaseException | None) -> bool:
 
 
 def _set_probe_sink(channel: _Channel, seed: int) -> None:
-    try:
-        from grader import probe  # the staged copy: WORKER_MODULES only
-    except Exception:
+    # the staged copy (WORKER_MODULES only), imported by the server where the course's hidden
+    # tests call checks (preload_probe); a course without checks never imports it, nor torch
+    probe = sys.modules.get("grader.probe")
+    if probe is None:
         return
 
     def sink(name: str, record: dict) -> None:
