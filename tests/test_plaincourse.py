@@ -253,3 +253,34 @@ def test_course_without_torch_preloads_nothing() -> None:
         run = pool.run([CellJob(index=0, source=probe)])
     text = "".join(o.get("text", "") for o in run.cells[0].outputs)
     assert text.strip() == "[]", f"a course that preloads nothing got {text!r} preloaded"
+
+
+def test_sources_and_discovery_of_a_two_notebook_assignment(tmp_path: Path) -> None:
+    from grader.autograde import discover
+    from grader.precheck import load_source, load_sources
+
+    specs = load_sources(FIXTURE, "ps1")
+    assert [s.notebook_name for s in specs] == ["problem1", "problem2"]
+    assert [s.max_score for s in specs] == [4.0, 2.0]
+    assert [s.manual_max_score for s in specs] == [0.0, 1.0]
+    with pytest.raises(FileNotFoundError, match="has 2 notebooks"):
+        load_source(FIXTURE, "ps1")
+    assert load_source(FIXTURE, "ps2").notebook_name == "problem1"
+
+    names = ["problem1", "problem2"]
+    folder = tmp_path / "submitted" / "zoe" / "ps1"
+    write_nb(nbformat.v4.new_notebook(), folder / "problem1.ipynb")
+    subs = discover([tmp_path / "submitted"], "ps1", names)
+    assert [(s.student, s.notebook_name, s.notebook.exists()) for s in subs] == [
+        ("zoe", "problem1", True), ("zoe", "problem2", False)]
+    # a notebook in the submitted layout stands for the student's whole assignment folder
+    one = discover([folder / "problem1.ipynb"], "ps1", names)
+    assert [(s.student, s.notebook_name) for s in one] == [("zoe", "problem1"),
+                                                           ("zoe", "problem2")]
+    loose = write_nb(nbformat.v4.new_notebook(), tmp_path / "ci" / "problem2.ipynb")
+    got = discover([loose], "ps1", names, student="ann")
+    assert [(s.student, s.notebook_name, s.notebook.exists()) for s in got] == [
+        ("ann", "problem1", False), ("ann", "problem2", True)]
+    with pytest.raises(FileNotFoundError, match="name the file after one of them"):
+        discover([write_nb(nbformat.v4.new_notebook(), tmp_path / "x" / "mine.ipynb")],
+                 "ps1", names)
