@@ -19,6 +19,7 @@ it is not.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,5 +85,13 @@ def has_hidden_checks(source_dir: str | Path) -> bool:
     tests (then the worker preloads the checks' runtime, and the judge is needed)."""
     from grader.precheck import hidden_checks
 
-    return any(hidden_checks(nb.read_text(encoding="utf-8", errors="replace"))
-               for nb in Path(source_dir).glob("*.ipynb"))
+    for path in Path(source_dir).glob("*.ipynb"):
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells") or []
+        except (OSError, ValueError, AttributeError):
+            continue  # load_sources reports an unreadable source notebook
+        for cell in cells:
+            source = cell.get("source", "") if isinstance(cell, dict) else ""
+            if hidden_checks("".join(source) if isinstance(source, list) else str(source)):
+                return True
+    return False
