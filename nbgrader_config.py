@@ -50,6 +50,10 @@ c.Exchange.root = os.environ.get("CONVGRADE_EXCHANGE", str(COURSE_ROOT / "exchan
 if os.environ.get("CONVGRADE_DB_URL"):
     c.CourseDirectory.db_url = os.environ["CONVGRADE_DB_URL"]
 
+# What each warm worker of the fast engine imports once before grading (grader/settings.py):
+# every notebook of this course uses torch, and numpy comes with it.
+c.ConvGrade.preload = ["numpy", "torch"]
+
 # Execution timeout: stock nbgrader allows 30 s per cell. Our longest cell (learn_kernel's
 # gradient-descent loop in padding_stride) takes well under a second, but a student's slow
 # loop-based answer can take several seconds on a loaded 2-core CI runner; 60 s per cell keeps

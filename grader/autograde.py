@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import logging
 import os
 import re
@@ -54,7 +53,8 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader import gradebook as gbmod
-from grader.precheck import PrecheckResult, SourceSpec, load_source, precheck
+from grader import settings
+from grader.precheck import PrecheckResult, SourceSpec, load_sources, precheck
 
 __all__ = [
     "AutogradeError",
@@ -81,13 +81,15 @@ class AutogradeError(RuntimeError):
 
 @dataclass
 class Submission:
-    """One student's notebook for the assignment."""
+    """One student's notebook for the assignment (one per notebook of the assignment)."""
 
     student: str
     notebook: Path
-    """The student's notebook (may not exist: then the student gets an error entry)."""
+    """The student's notebook (may not exist: then that notebook gets an error entry)."""
     folder: Path | None = None
     """The student's ``submitted/<student>/<assignment>`` folder (extra files, timestamp)."""
+    notebook_name: str = ""
+    """The name of the assignment's notebook this is (``problem1`` for ``problem1.ipynb``)."""
     check: PrecheckResult | None = None
     seconds: float = 0.0
     run_error: str | None = None
@@ -95,76 +97,120 @@ class Submission:
     nbgrader_error: str | None = None
 
 
+@dataclass
+class _Found:
+    """One student's submission as found on disk: their id, folder and notebooks by name."""
+
+    student: str
+    folder: Path | None
+    notebooks: dict[str, Path]
+
+
 def _safe_id(name: str) -> str:
     return _STUDENT_RE.sub("_", name).strip("._") or "student"
+
+
+def _notebooks(path: Path) -> list[Path]:
+    return sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def _in_folder(folder: Path, names: list[str]) -> dict[str, Path]:
+    """Each of the assignment's notebooks in a student's folder (a path that may not exist).
+    A one-notebook assignment also takes the folder's only notebook, whatever its name."""
+    if len(names) == 1 and not (folder / f"{names[0]}.ipynb").exists():
+        others = _notebooks(folder)
+        if len(others) == 1:
+            return {names[0]: others[0]}
+    return {name: folder / f"{name}.ipynb" for name in names}
+
+
+def _found_file(path: Path, assignment: str, names: list[str], student: str | None) -> _Found:
+    """The submission a single notebook path stands for."""
+    parent = path.parent
+    if parent.name == assignment and parent.parent.parent.name == "submitted":
+        notebooks = _in_folder(parent, names) if len(names) > 1 else {names[0]: path}
+        return _Found(parent.parent.name, parent, notebooks)
+    if len(names) > 1:
+        if path.stem not in names:
+            raise FileNotFoundError(
+                f"{path}: assignment {assignment!r} has the notebooks "
+                f"{', '.join(n + '.ipynb' for n in names)}; name the file after one of them "
+                "or pass the student's folder"
+            )
+        notebooks = {name: parent / f"{name}.ipynb" for name in names}
+        notebooks[path.stem] = path
+        return _Found(student or parent.name, None, notebooks)
+    if student:
+        sid = student
+    elif path.stem in (assignment, names[0]):
+        sid = parent.name
+    else:
+        sid = path.stem
+    return _Found(sid, None, {names[0]: path})
+
+
+def _found_folder(path: Path, assignment: str, names: list[str],
+                  student: str | None) -> list[_Found]:
+    """The submissions a folder holds (see :func:`discover`)."""
+    subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    students = [d for d in subdirs if (d / assignment).is_dir()]
+    if students:  # a submitted/ folder
+        return [_Found(d.name, d / assignment, _in_folder(d / assignment, names))
+                for d in students]
+    if (path / assignment).is_dir():
+        return [_Found(student or path.name, path / assignment,
+                       _in_folder(path / assignment, names))]
+    if path.name == assignment:
+        return [_Found(student or path.parent.name, path, _in_folder(path, names))]
+    loose = _notebooks(path)
+    if len(names) > 1 and any(nb.stem in names for nb in loose):
+        return [_Found(student or path.name, path, _in_folder(path, names))]
+    if loose and len(names) == 1:
+        return [_Found(nb.stem, None, {names[0]: nb}) for nb in loose]
+    raise FileNotFoundError(
+        f"{path}: no submissions found (expected notebooks, or folders in the "
+        f"submitted/<student>/{assignment}/ layout)"
+    )
 
 
 def discover(
     paths: Iterable[str | os.PathLike[str]],
     assignment: str,
-    notebook_name: str,
+    notebook_names: str | list[str],
     student: str | None = None,
 ) -> list[Submission]:
-    """Turn command-line paths into submissions.
+    """Turn command-line paths into submissions: one per (student, notebook of the assignment).
 
-    A path may be a notebook, a ``submitted/`` folder holding several students, one student's
-    folder (holding ``<assignment>/``), a student's ``<assignment>`` folder, or a folder of
-    loose notebooks (one student per file, named after the file). Student ids that collide get
-    a numeric suffix. Raises FileNotFoundError for a path that does not exist.
+    ``notebook_names`` are the assignment's notebooks (``["problem1", "problem2"]``; a string
+    for a one-notebook assignment). A path may be a notebook, a ``submitted/`` folder holding
+    several students, one student's folder (holding ``<assignment>/``), a student's
+    ``<assignment>`` folder, or, for a one-notebook assignment, a folder of loose notebooks
+    (one student per file, named after the file). A notebook of the assignment that a student
+    did not submit is a submission whose file does not exist (graded as that notebook's
+    error). Student ids that collide get a numeric suffix. Raises FileNotFoundError for a path
+    that does not exist.
     """
-    found: list[Submission] = []
-
-    def nb_in(folder: Path) -> Path:
-        exact = folder / f"{notebook_name}.ipynb"
-        if exact.exists():
-            return exact
-        others = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-        return others[0] if len(others) == 1 else exact
-
+    names = [notebook_names] if isinstance(notebook_names, str) else list(notebook_names)
+    found: list[_Found] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         path = path.resolve()
         if path.is_file():
-            parent = path.parent
-            if parent.name == assignment and parent.parent.parent.name == "submitted":
-                sid = parent.parent.name
-                folder: Path | None = parent
-            elif student:
-                sid, folder = student, None
-            elif path.stem in (assignment, notebook_name):
-                sid, folder = parent.name, None
-            else:
-                sid, folder = path.stem, None
-            found.append(Submission(_safe_id(sid), path, folder))
-            continue
-        subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-        students = [d for d in subdirs if (d / assignment).is_dir()]
-        if students:  # a submitted/ folder
-            for d in students:
-                found.append(Submission(_safe_id(d.name), nb_in(d / assignment), d / assignment))
-        elif (path / assignment).is_dir():
-            found.append(Submission(_safe_id(student or path.name),
-                                    nb_in(path / assignment), path / assignment))
-        elif path.name == assignment:
-            found.append(Submission(_safe_id(student or path.parent.name), nb_in(path), path))
+            found.append(_found_file(path, assignment, names, student))
         else:
-            loose = sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
-            for nb in loose:
-                found.append(Submission(_safe_id(nb.stem), nb, None))
-            if not loose:
-                raise FileNotFoundError(
-                    f"{path}: no submissions found (expected notebooks, or folders in the "
-                    f"submitted/<student>/{assignment}/ layout)"
-                )
+            found.extend(_found_folder(path, assignment, names, student))
     seen: dict[str, int] = {}
-    for sub in found:
-        n = seen.get(sub.student, 0)
-        seen[sub.student] = n + 1
+    subs: list[Submission] = []
+    for one in found:
+        sid = _safe_id(one.student)
+        n = seen.get(sid, 0)
+        seen[sid] = n + 1
         if n:
-            sub.student = f"{sub.student}-{n + 1}"
-    return found
+            sid = f"{sid}-{n + 1}"
+        subs.extend(Submission(sid, nb, one.folder, name) for name, nb in one.notebooks.items())
+    return subs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,32 +372,32 @@ def _precomputed_execute_class() -> type:
             self.runner = runner
 
         def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-            student = resources["nbgrader"]["student"]
-            self.runner.execute(student, nb)
+            meta = resources["nbgrader"]
+            self.runner.execute(meta["student"], meta["notebook"], nb)
             return nb, resources
 
     return PrecomputedExecute
 
 
 class _FastRunner:
-    """Holds worker results by student and applies them when nbgrader asks."""
+    """Holds worker results by (student, notebook) and applies them when nbgrader asks."""
 
-    def __init__(self, pool: Any, spec: SourceSpec, judge: Callable[..., Any],
-                 subs: dict[str, Submission]) -> None:
+    def __init__(self, pool: Any, specs: dict[str, SourceSpec], judge: Callable[..., Any],
+                 subs: dict[tuple[str, str], Submission]) -> None:
         self.pool = pool
-        self.spec = spec
+        self.specs = specs
         self.judge = judge
         self.subs = subs
-        self.runs: dict[str, tuple[list[tuple[int, str]], Any]] = {}
+        self.runs: dict[tuple[str, str], tuple[list[tuple[int, str]], Any]] = {}
 
-    def execute(self, student: str, nb: NotebookNode) -> None:
+    def execute(self, student: str, notebook: str, nb: NotebookNode) -> None:
         key = _job_key(nb)
-        stored = self.runs.pop(student, None)
+        stored = self.runs.pop((student, notebook), None)
         if stored is not None and stored[0] == key:
             run = stored[1]
         else:  # nbgrader's sanitising changed a cell: run this notebook again as it is now
             run = self.pool.run(cell_jobs(nb))
-        judge_run(self.subs.get(student), nb, run, self.spec, self.judge)
+        judge_run(self.subs.get((student, notebook)), nb, run, self.specs[notebook], self.judge)
 
 
 def judge_run(sub: Submission | None, nb: NotebookNode, run: Any, spec: SourceSpec,
@@ -449,22 +495,33 @@ def _workspace(
     return _Workspace(root, config, root / "submitted", scratch, workdir is not None)
 
 
-def _stage(ws: _Workspace, sub: Submission, assignment: str, notebook_name: str) -> None:
-    """Copy the student's folder (without notebooks) and the repaired notebook into staging."""
-    dest = ws.submitted / sub.student / assignment
+def _stage(ws: _Workspace, subs: list[Submission], assignment: str) -> None:
+    """Copy one student's folder (without notebooks) and their repaired notebooks (``subs``:
+    the gradable ones, all of the same student) into staging."""
+    dest = ws.submitted / subs[0].student / assignment
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    if sub.folder is not None and sub.folder.is_dir():
-        for item in sub.folder.iterdir():
+    folder = subs[0].folder
+    if folder is not None and folder.is_dir():
+        for item in folder.iterdir():
             if item.suffix == ".ipynb" or item.name.startswith(".ipynb_checkpoints"):
                 continue
             if item.is_dir():
                 shutil.copytree(item, dest / item.name)
             else:
                 shutil.copy2(item, dest / item.name)
-    assert sub.check is not None and sub.check.notebook is not None
-    nbformat.write(sub.check.notebook, str(dest / f"{notebook_name}.ipynb"))
+    for sub in subs:
+        assert sub.check is not None and sub.check.notebook is not None
+        nbformat.write(sub.check.notebook, str(dest / f"{sub.notebook_name}.ipynb"))
+
+
+def _by_student(subs: list[Submission]) -> dict[str, list[Submission]]:
+    """The submissions grouped by student, in the order the students were found."""
+    groups: dict[str, list[Submission]] = {}
+    for sub in subs:
+        groups.setdefault(sub.student, []).append(sub)
+    return groups
 
 
 def _convert_one(
@@ -529,12 +586,12 @@ def _message(cell: NotebookNode) -> str:
     return ""
 
 
-def _collect(
-    ws: _Workspace, assignment: str, notebook_name: str, sub: Submission, spec: SourceSpec
-) -> dict[str, Any]:
+def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec
+             ) -> dict[str, Any]:
     from nbgrader.api import Gradebook, MissingEntry
 
     entry = _entry(sub, assignment, spec)
+    notebook_name = sub.notebook_name
     autograded = ws.root / "autograded" / sub.student / assignment / f"{notebook_name}.ipynb"
     cells: dict[str, NotebookNode] = {}
     if autograded.exists():
@@ -575,6 +632,7 @@ def _scored_entry(entry: dict[str, Any], sub: Submission, spec: SourceSpec,
         if not passed and not message and auto is not None and score > 0:
             message = f"partial credit: {score:g} of {max_score:g}"
         tests.append({
+            "notebook": spec.notebook_name,
             "grade_id": cell.grade_id,
             "score": score,
             "max_score": max_score,
@@ -682,14 +740,14 @@ def run_check(
     course: str | os.PathLike[str] | None = None,
     student: str | None = None,
 ) -> list[tuple[Submission, PrecheckResult]]:
-    """Precheck only: read each submission and compare it with the source notebook."""
+    """Precheck only: read each submitted notebook and compare it with its source notebook."""
     course_root = gbmod.find_course_root(course)
     config = gbmod.load_config(course_root)
-    spec = load_source(course_root, assignment, config)
-    subs = discover(paths, assignment, spec.notebook_name, student)
+    specs = {s.notebook_name: s for s in load_sources(course_root, assignment, config)}
+    subs = discover(paths, assignment, list(specs), student)
     out = []
     for sub in subs:
-        sub.check = precheck(sub.notebook, spec)
+        sub.check = precheck(sub.notebook, specs[sub.notebook_name])
         out.append((sub, sub.check))
     return out
 
@@ -737,31 +795,38 @@ def autograde(
     if engine == "fast":
         # Start what the fast engine waits for longest right away: the judge's imports
         # (torch) in a thread and one warm server, while nbgrader's config loads.
-        threading.Thread(target=_default_judge, name="convgrade-judge-import",
-                         daemon=True).start()
+        source_dir = course_root / "source" / assignment
+        checks = settings.has_hidden_checks(source_dir)
+        if judge is None and checks:
+            threading.Thread(target=_default_judge, name="convgrade-judge-import",
+                             daemon=True).start()
         pool = _start_pool(pool_factory or _default_pool_factory, jobs, sandbox, timeout,
-                           run_seed, course_root / "source" / assignment)
+                           run_seed, course_root, source_dir, checks)
     try:
         try:
-            spec = load_source(course_root, assignment, gbmod.load_config(course_root))
+            specs = load_sources(course_root, assignment, gbmod.load_config(course_root))
         except FileNotFoundError as exc:
             raise AutogradeError(str(exc)) from exc
         try:
-            subs = discover(paths, assignment, spec.notebook_name, student)
+            subs = discover(paths, assignment, [s.notebook_name for s in specs], student)
         except FileNotFoundError as exc:
             raise AutogradeError(str(exc)) from exc
         if not subs:
             raise AutogradeError("no submissions found")
-        return _autograde(subs, spec, assignment, course_root, engine, pool, report, started,
-                          run_seed, workdir, verbose, judge, timeout)
+        return _autograde(subs, {s.notebook_name: s for s in specs}, assignment, course_root,
+                          engine, pool, report, started, run_seed, workdir, verbose, judge,
+                          timeout)
     finally:
         if pool is not None:
             pool.close()
 
 
 def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
-                timeout: float | None, seed: int, source_dir: Path) -> Any:
-    """Make the worker pool, give it the run's seed, and start one server in the background."""
+                timeout: float | None, seed: int, course_root: Path, source_dir: Path,
+                checks: bool) -> Any:
+    """Make the worker pool, give it the run's seed and what the course preloads
+    (:mod:`grader.settings`; the checks' runtime only where hidden tests call ``grader``
+    checks), and start one server in the background."""
     try:
         pool = factory(jobs, sandbox, timeout)
     except Exception as exc:
@@ -770,6 +835,9 @@ def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
         raise
     if hasattr(pool, "seed"):
         pool.seed = seed  # the worker's probe draws its cases from it
+    if hasattr(pool, "preload"):
+        pool.preload = settings.declared_preload(course_root)
+        pool.preload_probe = checks
     if hasattr(pool, "preload_matplotlib"):
         # pyplot costs each warm server about 1.5 s: load it where the assignment plots
         pool.preload_matplotlib = any(
@@ -780,17 +848,19 @@ def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
     return pool
 
 
-def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course_root: Path,
-               engine: str, pool: Any, report: Progress, started: float, run_seed: int,
-               workdir: str | os.PathLike[str] | None, verbose: bool,
+def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment: str,
+               course_root: Path, engine: str, pool: Any, report: Progress, started: float,
+               run_seed: int, workdir: str | os.PathLike[str] | None, verbose: bool,
                judge: Callable[..., Any] | None, timeout: float | None) -> dict[str, Any]:
-    """Steps 1-6 for the discovered submissions (see :func:`autograde`)."""
+    """Steps 1-6 for the discovered submissions (see :func:`autograde`); ``specs`` are the
+    assignment's notebooks by name."""
 
-    # 1-2. precheck and restore
+    # 1-2. precheck and restore, each notebook against its own source
     for k, sub in enumerate(subs, 1):
-        sub.check = precheck(sub.notebook, spec)
-        report("check", k, len(subs), sub.student)
+        sub.check = precheck(sub.notebook, specs[sub.notebook_name])
+        report("check", k, len(subs), _label(sub, specs))
     gradable = [s for s in subs if s.check is not None and s.check.gradable]
+    students = _by_student(gradable)
 
     ws = _workspace(course_root, subs, workdir)
     # A throw-away course (a lone notebook in CI, say): nobody reads its gradebook, so the fast
@@ -802,13 +872,14 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
     if workdir is None and ws.root != course_root:  # throw-away gradebook: no fsync
         fast_db.enter_context(gbmod.unsynced_sqlite(gbmod.db_url_for(ws.config)))
     try:
-        for sub in gradable if not direct else []:
-            _stage(ws, sub, assignment, spec.notebook_name)
+        for own in students.values() if not direct else []:
+            _stage(ws, own, assignment)
         preprocessors: list[Any] | None = None
         runner: _FastRunner | None = None
         release = (ws.temporary or ws.root) / "release"
         if engine == "fast" and gradable:
-            # 3. run every submission in the pool (its cells as nbgrader will see them) in a
+            # 3. run every notebook in the pool (its cells as nbgrader will see them; each
+            # notebook in a fresh child, as each is its own kernel in stock nbgrader) in a
             # background thread, while this thread loads nbgrader and the checks.
             notebooks = [_sanitized_cells(s) for s in gradable]
             done: list[tuple[int, Any]] = []
@@ -819,7 +890,7 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
                     for k, (position, run) in enumerate(
                             pool.map([cell_jobs(nb) for nb in notebooks]), 1):
                         done.append((position, run))
-                        report("run", k, len(gradable), gradable[position].student)
+                        report("run", k, len(gradable), _label(gradable[position], specs))
                 except BaseException as exc:  # re-raised in the main thread
                     failure.append(exc)
 
@@ -828,7 +899,7 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
             try:
                 if not direct:
                     gbmod.register_assignment(ws.config, assignment, release, log)
-                the_judge = judge or functools.partial(_default_judge(), seed=run_seed)
+                the_judge = judge or _lazy_judge(run_seed)
             finally:
                 thread.join()
             if failure:
@@ -837,53 +908,134 @@ def _autograde(subs: list[Submission], spec: SourceSpec, assignment: str, course
                 raise failure[0]
             if direct:
                 # 4-5 without nbgrader's recording: judge, then score as SaveAutoGrades would
-                judged: dict[str, dict[str, Any]] = {}
+                judged: dict[tuple[str, str], dict[str, Any]] = {}
                 for position, run in done:
                     sub, nb = gradable[position], notebooks[position]
+                    spec = specs[sub.notebook_name]
                     judge_run(sub, nb, run, spec, the_judge)
-                    judged[sub.student] = _direct_entry(assignment, sub, spec, nb)
-                    report("record", len(judged), len(gradable), sub.student)
-                return _result(assignment, engine, run_seed, course_root, started, [
-                    judged.get(sub.student) or _entry(sub, assignment, spec) for sub in subs])
-            runner = _FastRunner(pool, spec, the_judge, {s.student: s for s in gradable})
+                    judged[(sub.student, sub.notebook_name)] = _direct_entry(
+                        assignment, sub, spec, nb)
+                    report("record", len(judged), len(gradable), _label(sub, specs))
+                return _result(assignment, engine, run_seed, course_root, started, _entries(
+                    subs, specs, assignment,
+                    lambda sub: judged.get((sub.student, sub.notebook_name))))
+            runner = _FastRunner(pool, specs, the_judge,
+                                 {(s.student, s.notebook_name): s for s in gradable})
             for position, run in done:
-                runner.runs[gradable[position].student] = (_job_key(notebooks[position]), run)
+                sub = gradable[position]
+                runner.runs[(sub.student, sub.notebook_name)] = (
+                    _job_key(notebooks[position]), run)
             preprocessors = _fast_preprocessors(runner, ws.config)
         elif gradable:
             gbmod.register_assignment(ws.config, assignment, release, log)
 
-        # 4-5. judge and record through nbgrader, one student at a time
-        for k, sub in enumerate(gradable, 1):
+        # 4-5. judge and record through nbgrader, one student (all their notebooks) at a time
+        for k, (student, own) in enumerate(students.items(), 1):
             collector.records.clear()
             t0 = time.monotonic()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # sqlalchemy chatter from nbgrader's api
-                    _convert_one(ws, assignment, sub.student, preprocessors,
+                    _convert_one(ws, assignment, student, preprocessors,
                                  int(timeout) if (engine == "nbgrader" and timeout) else None,
                                  log)
             except Exception as exc:
                 if type(exc).__name__ == "SandboxUnavailable":
                     raise AutogradeError(str(exc)) from exc
-                sub.nbgrader_error = _nbgrader_error(collector.records + [str(exc)])
+                for sub in own:
+                    sub.nbgrader_error = _nbgrader_error(collector.records + [str(exc)])
             else:
-                if engine == "nbgrader":
-                    sub.seconds = time.monotonic() - t0
-            report("record", k, len(gradable), sub.student)
+                if engine == "nbgrader":  # one converter run for all of the student's notebooks
+                    own[0].seconds = time.monotonic() - t0
+            report("record", k, len(students), student)
 
-        entries = []
-        for sub in subs:
-            if sub in gradable and sub.nbgrader_error is None:
-                entry = _collect(ws, assignment, spec.notebook_name, sub, spec)
-                entry["graded"] = True
-            else:
-                entry = _entry(sub, assignment, spec)
-            entries.append(entry)
+        def collected(sub: Submission) -> dict[str, Any] | None:
+            if sub not in gradable or sub.nbgrader_error is not None:
+                return None
+            entry = _collect(ws, assignment, sub, specs[sub.notebook_name])
+            entry["graded"] = True
+            return entry
+
+        entries = _entries(subs, specs, assignment, collected)
     finally:
         fast_db.close()
         if ws.temporary is not None:
             shutil.rmtree(ws.temporary, ignore_errors=True)
     return _result(assignment, engine, run_seed, course_root, started, entries)
+
+
+def _label(sub: Submission, specs: dict[str, SourceSpec]) -> str:
+    """How progress names a submission: the student, and the notebook where there are several."""
+    return sub.student if len(specs) == 1 else f"{sub.student} ({sub.notebook_name}.ipynb)"
+
+
+def _lazy_judge(seed: int) -> Callable[..., Any]:
+    """The course's judge with the run's seed, imported when a hidden check first reports
+    (a course without ``grader`` checks never imports it, nor torch)."""
+
+    def judge(*args: Any, **kwargs: Any) -> Any:
+        return _default_judge()(*args, seed=seed, **kwargs)
+
+    return judge
+
+
+def _entries(subs: list[Submission], specs: dict[str, SourceSpec], assignment: str,
+             graded: Callable[[Submission], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """One result entry per student: ``graded(sub)`` is a graded notebook's entry (None when
+    that notebook could not be graded: then its error entry)."""
+    out = []
+    for own in _by_student(subs).values():
+        parts = [graded(sub) or _entry(sub, assignment, specs[sub.notebook_name])
+                 for sub in own]
+        out.append(parts[0] if len(specs) == 1 else _merged_entry(own, parts, specs))
+    return out
+
+
+def _merged_entry(subs: list[Submission], parts: list[dict[str, Any]],
+                  specs: dict[str, SourceSpec]) -> dict[str, Any]:
+    """One student's entry for a several-notebook assignment, from one entry per notebook:
+    totals over the notebooks, every test (a notebook that could not be graded lists its
+    tests with 0 points and its error), and a ``notebooks`` summary."""
+    tests: list[dict[str, Any]] = []
+    errors: list[str] = []
+    summary: list[dict[str, Any]] = []
+    for sub, part in zip(subs, parts, strict=True):
+        name = sub.notebook_name
+        if not part["graded"]:
+            error = part["error"]
+            part = _scored_entry(dict(part), sub, specs[name], {}, {})
+            for test in part["tests"]:
+                test["message"] = error or test["message"]
+        tests.extend(part["tests"])
+        if part["error"]:
+            errors.append(f"{name}.ipynb: {part['error']}")
+        summary.append({"notebook": name, "path": part["notebook"]} | {key: part[key] for key in (
+            "score", "max_score", "manual_max_score", "graded", "error")})
+    first = parts[0]
+    folder = subs[0].folder
+    return {
+        **first,
+        "notebook": str(folder) if folder is not None else first["notebook"],
+        "notebooks": summary,
+        "score": float(sum(t["score"] for t in tests)),
+        "max_score": float(sum(t["max_score"] for t in tests)),
+        "manual_max_score": float(sum(p["manual_max_score"] for p in parts)),
+        "graded": any(p["graded"] for p in parts),
+        "tests": tests,
+        "error": " ".join(errors) if errors else None,
+        "problems": _tagged(subs, parts, "problems"),
+        "review": _tagged(subs, parts, "review"),
+        "seconds": round(sum(p["seconds"] for p in parts), 3),
+        "sanitized": _tagged(subs, parts, "sanitized"),
+    }
+
+
+def _tagged(subs: list[Submission], parts: list[dict[str, Any]], key: str
+            ) -> list[dict[str, Any]]:
+    """The ``key`` lists of the notebooks' entries, each item marked with its notebook."""
+    return [{**item, "notebook": sub.notebook_name}
+            for sub, part in zip(subs, parts, strict=True) for item in part.get(key) or []
+            if isinstance(item, dict)]
 
 
 def _result(assignment: str, engine: str, seed: int, course_root: Path, started: float,

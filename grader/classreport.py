@@ -37,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.reports import several_notebooks, test_name
+
 __all__ = [
     "ReportError",
     "load_results",
@@ -164,6 +166,9 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
     misconceptions: dict[str, dict[str, Any]] = {}
     failures_without_hint: Counter[str] = Counter()
     unhinted: dict[tuple[str, str], dict[str, Any]] = {}
+    # grade_ids are unique only within a notebook: name a test notebook/grade_id where the
+    # assignment has several notebooks
+    qualified = several_notebooks(entries)
 
     for entry in sorted(entries, key=lambda e: e["student"]):
         student = entry["student"]
@@ -186,7 +191,7 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         for test in tests:
             if not isinstance(test, dict) or not test.get("grade_id"):
                 continue
-            grade_id = str(test["grade_id"])
+            grade_id = test_name(test, qualified)
             ex = exercises.setdefault(
                 grade_id,
                 {
@@ -254,12 +259,13 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         "unhinted_failures": sorted(
             unhinted.values(), key=lambda u: (-u["count"], u["grade_id"], u["message"])
         ),
-        "review": _review_rows(entries),
+        "review": _review_rows(entries, qualified),
     }
 
 
-def _review_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The submissions the tamper scan flagged for review: who, which cells, what it saw."""
+def _review_rows(entries: list[dict[str, Any]], qualified: bool) -> list[dict[str, Any]]:
+    """The submissions the tamper scan flagged for review: who, which cells, what it saw
+    (cells named as :func:`grader.reports.test_name` names them)."""
     rows = []
     for entry in sorted(entries, key=lambda e: e["student"]):
         review = entry.get("review")
@@ -269,7 +275,9 @@ def _review_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "student": entry["student"],
             "score": _as_number(entry.get("score")),
-            "grade_ids": sorted({str(g) for f in findings for g in f.get("grade_ids") or []}),
+            "grade_ids": sorted({test_name({"grade_id": g, "notebook": f.get("notebook")},
+                                           qualified)
+                                 for f in findings for g in f.get("grade_ids") or []}),
             "findings": [
                 f"cell {int(_as_number(f.get('cell')) or 0) + 1}, line {f.get('line')}: "
                 f"`{str(f.get('snippet', '')).strip()}`: {f.get('finding')}" for f in findings],

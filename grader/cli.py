@@ -136,7 +136,7 @@ def review_text(entry: dict[str, Any]) -> str:
     findings = entry.get("review") or []
     if not findings:
         return ""
-    flagged = sorted({gid for f in findings for gid in f.get("grade_ids", [])})
+    flagged = {(f.get("notebook"), gid) for f in findings for gid in f.get("grade_ids", [])}
     first = findings[0]
     text = (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}, "
             f"{len(flagged)} cell{'s' if len(flagged) != 1 else ''} flagged "

@@ -47,6 +47,7 @@ __all__ = [
     "PrecheckResult",
     "SourceSpec",
     "load_source",
+    "load_sources",
     "precheck",
     "precheck_notebook",
     "hidden_checks",
@@ -118,7 +119,8 @@ class GradedCell:
 
 @dataclass
 class SourceSpec:
-    """What a submission of one assignment must contain, read from ``source/<a>/<a>.ipynb``."""
+    """What one notebook of an assignment's submission must contain, read from its source
+    notebook ``source/<a>/<notebook_name>.ipynb``."""
 
     assignment: str
     notebook_name: str
@@ -231,21 +233,55 @@ def _clear_solution(source: str, cell_type: str, code_stub: str, text_stub: str)
     return "\n".join(out)
 
 
-def load_source(course_root: str | Path, assignment: str, config: Any | None = None) -> SourceSpec:
-    """Read ``source/<assignment>/<assignment>.ipynb`` and describe its graded cells.
+def source_notebooks(course_root: str | Path, assignment: str) -> list[Path]:
+    """The assignment's source notebooks, ``source/<assignment>/*.ipynb``, sorted by name.
 
-    ``config`` is the course's traitlets Config (for ClearSolutions stubs), if loaded.
-    Raises FileNotFoundError when the assignment has no source notebook.
+    Raises FileNotFoundError when there is none.
     """
     folder = Path(course_root) / "source" / assignment
-    path = folder / f"{assignment}.ipynb"
+    found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if not found:
+        raise FileNotFoundError(
+            f"no source notebook for assignment {assignment!r}: expected notebooks in {folder}"
+        )
+    return found
+
+
+def load_sources(course_root: str | Path, assignment: str,
+                 config: Any | None = None) -> list[SourceSpec]:
+    """Describe every notebook of the assignment (one :class:`SourceSpec` each, by name).
+
+    An nbgrader assignment may have several notebooks (``ps1/problem1.ipynb``,
+    ``ps1/problem2.ipynb``); each is graded on its own, as stock nbgrader does.
+    Raises FileNotFoundError when the assignment has no source notebook.
+    """
+    return [_spec(path, assignment, config)
+            for path in source_notebooks(course_root, assignment)]
+
+
+def load_source(course_root: str | Path, assignment: str, config: Any | None = None) -> SourceSpec:
+    """Read the assignment's one source notebook (``source/<a>/<a>.ipynb``, or the only
+    notebook there) and describe its graded cells.
+
+    ``config`` is the course's traitlets Config (for ClearSolutions stubs), if loaded.
+    Raises FileNotFoundError when the assignment has no source notebook, or several and none
+    named after the assignment (use :func:`load_sources` for those).
+    """
+    path = Path(course_root) / "source" / assignment / f"{assignment}.ipynb"
     if not path.exists():
-        found = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+        found = source_notebooks(course_root, assignment)
         if len(found) != 1:
             raise FileNotFoundError(
-                f"no source notebook for assignment {assignment!r}: expected {path}"
+                f"assignment {assignment!r} has {len(found)} notebooks "
+                f"({', '.join(p.name for p in found)}): expected one, {path}"
             )
         path = found[0]
+    return _spec(path, assignment, config)
+
+
+def _spec(path: Path, assignment: str, config: Any | None) -> SourceSpec:
+    """The :class:`SourceSpec` of one source notebook."""
     nb = nbformat.read(str(path), as_version=4)
     code_stub, text_stub = _stubs(config)
     cells: list[GradedCell] = []

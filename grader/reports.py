@@ -56,6 +56,8 @@ __all__ = [
     "escape_markdown_cell",
     "junit_xml",
     "markdown_summary",
+    "several_notebooks",
+    "test_name",
     "write_classroom",
     "write_csv",
     "write_json",
@@ -181,12 +183,28 @@ def _finding_text(finding: Mapping[str, Any]) -> str:
             f"`{_text(finding.get('snippet')).strip()}`: {_text(finding.get('finding'))}")
 
 
+def several_notebooks(subs: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the tests of ``subs`` come from more than one notebook: then a grade_id alone
+    does not name a test (nbgrader's grade_ids are unique only within a notebook)."""
+    return len({str(t.get("notebook")) for sub in subs for t in _tests(sub)
+                if t.get("notebook")}) > 1
+
+
+def test_name(test: Mapping[str, Any], qualified: bool) -> str:
+    """A test cell's name in a report: its grade_id, or ``notebook/grade_id`` when
+    ``qualified`` (an assignment with several notebooks, :func:`several_notebooks`)."""
+    grade_id = str(test.get("grade_id") or "test")
+    notebook = test.get("notebook")
+    return f"{notebook}/{grade_id}" if qualified and notebook else grade_id
+
+
 def review_note(sub: Mapping[str, Any], test: Mapping[str, Any]) -> str:
     """Why ``test`` of ``sub`` is flagged for review ("" when it is not)."""
     if not test.get("needs_manual_grade"):
         return ""
     gid = test.get("grade_id")
-    found = [_finding_text(f) for f in _review(sub) if gid in (f.get("grade_ids") or [])]
+    found = [_finding_text(f) for f in _review(sub) if gid in (f.get("grade_ids") or [])
+             and f.get("notebook", test.get("notebook")) == test.get("notebook")]
     why = "; ".join(found) if found else "the gradebook marks it for manual grading"
     return (f"Flagged for the instructor's review (the score stands until then): {why}")
 
@@ -233,6 +251,7 @@ def junit_xml(result: Mapping[str, Any]) -> str:
     with an ``<error>``. Scores go into ``<properties>`` so nothing is lost.
     """
     subs = _submissions(result)
+    qualified = several_notebooks(subs)
     root = ET.Element("testsuites", name=_xml_safe(_assignment(result)))
     totals = {"tests": 0, "failures": 0, "errors": 0}
     for sub in subs:
@@ -255,7 +274,7 @@ def junit_xml(result: Mapping[str, Any]) -> str:
             counts["errors"] += 1
         else:
             for test in _tests(sub):
-                name = _xml_safe(str(test.get("grade_id") or "test"))
+                name = _xml_safe(test_name(test, qualified))
                 case = ET.SubElement(suite, "testcase", classname=classname, name=name)
                 counts["tests"] += 1
                 _junit_review(case, sub, test)
@@ -325,6 +344,7 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
     table per submission with a ✅/❌ line per graded cell and the check's message.
     """
     subs = _submissions(result)
+    qualified = several_notebooks(subs)
     assignment = escape_markdown_cell(_assignment(result), limit=None)
     lines = [f"## Autograde: {assignment}", ""]
     if not subs:
@@ -372,7 +392,7 @@ def markdown_summary(result: Mapping[str, Any]) -> str:
                 " 🔍" if test.get("needs_manual_grade") else "")
             message = "" if _test_passed(test) else escape_markdown_cell(_failure_text(test))
             lines.append(
-                f"| {escape_markdown_cell(test.get('grade_id'), limit=None)} | {mark} "
+                f"| {escape_markdown_cell(test_name(test, qualified), limit=None)} | {mark} "
                 f"| {_fmt(test.get('score'))}/{_fmt(test.get('max_score'))} | {message} |"
             )
         lines.append("")
@@ -427,6 +447,7 @@ def classroom_payload(result: Mapping[str, Any]) -> dict[str, Any]:
     """
     subs = _submissions(result)
     prefix = len(subs) > 1
+    qualified = several_notebooks(subs)
     tests: list[dict[str, Any]] = []
     max_score = 0.0
     any_error = False
@@ -441,7 +462,7 @@ def classroom_payload(result: Mapping[str, Any]) -> dict[str, Any]:
             tests.append(_classroom_test(name, "error", 0, sub.get("max_score"), message))
             continue
         for test in _tests(sub):
-            grade_id = str(test.get("grade_id") or "test")
+            grade_id = test_name(test, qualified)
             passed = _test_passed(test)
             any_fail = any_fail or not passed
             tests.append(
@@ -481,11 +502,11 @@ def classroom_output_b64(result: Mapping[str, Any]) -> str:
 # CSV
 
 
-def _grade_ids(subs: Iterable[Mapping[str, Any]]) -> list[str]:
+def _grade_ids(subs: Sequence[Mapping[str, Any]], qualified: bool) -> list[str]:
     seen: dict[str, None] = {}
     for sub in subs:
         for test in _tests(sub):
-            seen.setdefault(str(test.get("grade_id") or "test"), None)
+            seen.setdefault(test_name(test, qualified), None)
     return list(seen)
 
 
@@ -493,12 +514,13 @@ def csv_text(result: Mapping[str, Any]) -> str:
     """CSV with one row per submission: student, assignment, score, max_score, percent,
     error, then the points of each graded cell (empty when that cell was not graded)."""
     subs = _submissions(result)
-    grade_ids = _grade_ids(subs)
+    qualified = several_notebooks(subs)
+    grade_ids = _grade_ids(subs, qualified)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "assignment", "score", "max_score", "percent", "error", *grade_ids])
     for sub in subs:
-        points = {str(t.get("grade_id") or "test"): _fmt(t.get("score")) for t in _tests(sub)}
+        points = {test_name(t, qualified): _fmt(t.get("score")) for t in _tests(sub)}
         top = _num(sub.get("max_score"))
         percent = f"{100.0 * _num(sub.get('score')) / top:.1f}" if top > 0 else ""
         writer.writerow(

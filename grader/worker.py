@@ -38,17 +38,18 @@ Limits per submission (:class:`Limits`), and how they are enforced:
   total written stays under ``max_file_bytes`` too; the child's temp dir is removed afterwards;
 * output: the server stops reading and kills the child after ``max_output_bytes``.
 
-Start-up: a server is ready 2-3 s after it is started on an idle 2-core machine (numpy, torch,
-IPython, grader.probe and pyplot are imported once; bwrap itself adds about 20 ms); servers
-start lazily, on the first submission they get, or all in parallel with
-:meth:`WorkerPool.start`. After that a submission costs a fork plus its own work: about 20 ms of
-CPU for a trivial notebook and about 55 ms for the whole channels_pooling notebook with its
-hidden checks (``benchmarks/worker_bench.py``), against about 3.4 s for ``import torch`` alone
-in a fresh kernel.
+Start-up: a server is ready 2-3 s after it is started on an idle 2-core machine (what the
+course preloads, here numpy and torch, then IPython, grader.runtime.probe and pyplot are
+imported once; bwrap itself adds about 20 ms); servers start lazily, on the first submission
+they get, or all in parallel with :meth:`WorkerPool.start`. After that a submission costs a
+fork plus its own work: about 20 ms of CPU for a trivial notebook and about 55 ms for the
+whole channels_pooling notebook with its hidden checks (``benchmarks/worker_bench.py``),
+against about 3.4 s for ``import torch`` alone in a fresh kernel.
 
 This file is also the server program: the pool copies it into the sandbox's stage as
 ``convgrade_worker.py`` and runs it there, so it imports only the standard library at top level
-(the worker's copy of ``grader`` holds only ``grader.probe.WORKER_MODULES``).
+(the worker's copy of ``grader`` holds only the runtime and each assignment's declarations
+and cases: ``grader.runtime.staging``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -430,9 +431,10 @@ def _is_memory_error(exc: BaseException | None) -> bool:
 
 
 def _set_probe_sink(channel: _Channel, seed: int) -> None:
-    try:
-        from grader.runtime import probe  # the staged copy: the runtime only
-    except Exception:
+    # the staged copy (the runtime only), imported by the server where the course's hidden
+    # tests call checks (preload_probe); a course without checks never imports it, nor torch
+    probe = sys.modules.get("grader.runtime.probe")
+    if probe is None:
         return
 
     def sink(name: str, record: dict) -> None:
@@ -705,7 +707,8 @@ class _Server:
         os.environ["IPYTHONDIR"] = os.path.join(self.workroot, ".ipython")
         os.environ["MPLCONFIGDIR"] = os.path.join(self.workroot, ".matplotlib")
         sys.meta_path[:] = [f for f in sys.meta_path if not _is_editable_finder(f)]
-        for name in ("numpy", "torch"):
+        # what the course declares (c.ConvGrade.preload, grader/settings.py), nothing else
+        for name in self.config.get("preload", ("numpy", "torch")):
             try:
                 __import__(name)
             except Exception as exc:
@@ -715,10 +718,11 @@ class _Server:
             with contextlib.suppress(Exception):
                 torch.set_num_threads(1)
                 (torch.ones(4, 4) @ torch.ones(4, 4)).sum().item()
-        try:
-            import grader.runtime.probe  # noqa: F401  (staged; with the course's declarations, cases)
-        except Exception as exc:
-            problems.append(f"import grader.runtime.probe: {type(exc).__name__}: {exc}")
+        if self.config.get("preload_probe", True):
+            try:
+                import grader.runtime.probe  # noqa: F401  (staged; the course's declarations, cases)
+            except Exception as exc:
+                problems.append(f"import grader.runtime.probe: {type(exc).__name__}: {exc}")
         shell = _make_shell()
         # Warm the compiler, display and traceback machinery (stack_data, pygments, ...).
         shell.run_cell("pass", store_history=False)
@@ -1137,6 +1141,8 @@ class _ServerHandle:
             "limits": asdict(self.pool.limits),
             "seed": self.pool.seed,
             "preload_matplotlib": self.pool.preload_matplotlib,
+            "preload": list(self.pool.preload),
+            "preload_probe": self.pool.preload_probe,
         }
         cmd = self.pool._command(json.dumps(config))
         self._stderr = tempfile.TemporaryFile(prefix="convgrade-worker-stderr-")
@@ -1317,9 +1323,12 @@ class WorkerPool:
     bubblewrap; if bwrap is missing or fails a smoke test the constructor raises
     :class:`SandboxUnavailable`. ``bwrap`` (or the ``CONVGRADE_BWRAP`` environment variable)
     names the bwrap executable; ``package_dir`` is the ``grader/`` directory to stage (tests
-    pass a stub). ``seed`` seeds random, numpy, torch and ``grader.probe.set_seed`` if present.
+    pass a stub). ``seed`` seeds random, numpy, torch and ``grader.runtime.probe.set_seed`` if
+    present.
     ``preload_matplotlib`` imports pyplot (inline backend) in each server: about 1.5 s more
-    start-up, saved by every child that plots.
+    start-up, saved by every child that plots. ``preload`` names the modules each server
+    imports once (the course's ``c.ConvGrade.preload``, :mod:`grader.settings`);
+    ``preload_probe`` imports the hidden checks' runtime (``grader.runtime.probe``) too.
     """
 
     def __init__(
@@ -1332,6 +1341,8 @@ class WorkerPool:
         bwrap: str | None = None,
         package_dir: str | Path | None = None,
         preload_matplotlib: bool = True,
+        preload: Sequence[str] = ("numpy", "torch"),
+        preload_probe: bool = True,
     ) -> None:
         from grader import sandbox as sandbox_mod
 
@@ -1340,6 +1351,8 @@ class WorkerPool:
         self.limits = limits if limits is not None else Limits()
         self.seed = int(seed)
         self.preload_matplotlib = preload_matplotlib
+        self.preload = tuple(preload)
+        self.preload_probe = preload_probe
         self._sandbox_mod = sandbox_mod
         self._bwrap = sandbox_mod.find_bwrap(bwrap) if sandbox else None
         self._root = Path(tempfile.mkdtemp(prefix="convgrade-pool-"))

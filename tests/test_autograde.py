@@ -84,8 +84,10 @@ def test_tiny_result_shape(tiny_fast: dict[str, Any]) -> None:
         assert {"student", "assignment", "score", "max_score", "tests", "error"} <= set(r)
         assert r["max_score"] == 3.0 and r["manual_max_score"] == 1.0
         for t in r["tests"]:
-            assert set(t) == {"grade_id", "score", "max_score", "passed", "message", "hint",
-                              "needs_manual_grade"}
+            assert set(t) == {"notebook", "grade_id", "score", "max_score", "passed",
+                              "message", "hint", "needs_manual_grade"}
+            assert t["notebook"] == "tiny"
+            assert "notebooks" not in r  # a one-notebook assignment: the entry as before
             assert (t["message"] == "") == t["passed"]
 
 
