@@ -313,7 +313,7 @@ def real_assignments() -> list[str]:
 def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real course (source/, release/, nbgrader_config.py) in a temporary folder."""
     if not real_assignments():
-        pytest.skip("no source notebooks in this checkout yet")
+        pytest.fail("no source notebooks in source/: the course is missing from this checkout")
     root = tmp_path_factory.mktemp("course") / "course"
     _course_skeleton(root)
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
@@ -332,8 +332,22 @@ def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_course(course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the real course with the demo class (grader.demo: 30 generated students) in
     ``submitted/``. Treat as read-only: tests copy what they change."""
-    demo = pytest.importorskip("grader.demo")
+    from grader import demo
     root = tmp_path_factory.mktemp("demo") / "course"
     shutil.copytree(course_copy, root)
     demo.make_demo_class(root)
     return root
+
+
+#: Fixtures that start real components (nbgrader on a course copy, warm worker pools, a
+#: browser, Jupyter, PostgreSQL): a test that uses one is end-to-end wherever it stands.
+E2E_FIXTURES = frozenset({"course_copy", "demo_course", "tiny_course", "tiny_pool_factory",
+                          "pool", "plain_pool", "browser", "jupyter_lab", "pg_server"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real component ``e2e``, so that ``pytest -m "not e2e"`` is
+    the fast unit suite; the README's test command runs both."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

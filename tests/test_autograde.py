@@ -14,6 +14,8 @@ from conftest import real_assignments, tiny_release, tiny_submission, write_nb
 
 from grader.autograde import AutogradeError, autograde, discover
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 TINY_STUDENTS = ("alice", "bob", "carl", "dave", "erin", "frank", "gina", "hank")
 
 

@@ -15,8 +15,8 @@ through the playwright Python package.
   assignment, whose Fetch and Submit buttons work through the exchange; formgrader's Collect
   button brings that submission into submitted/ and the table counts it.
 
-Screenshots go to ``test-artifacts/browser/`` (git-ignored). The tests skip, with the reason,
-only when chromium or the playwright package is missing; anything else fails loudly.
+Screenshots go to ``test-artifacts/browser/`` (git-ignored). Chromium and playwright are
+installed by scripts/setup.sh: a missing one fails the tests, with the reason.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ import nbformat
 import pytest
 
 from grader.registry import course
+
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -86,14 +88,15 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless chromium driven by playwright; skip only when one of them is missing."""
+    """A headless chromium driven by playwright (scripts/setup.sh installs both: a missing one
+    fails the test, it does not skip it)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e .[dev])")
+        pytest.fail("the playwright Python package is not installed (pip install -e .[dev])")
     exe = _chromium()
     if exe is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; scripts/setup.sh)")
+        pytest.fail("chromium is not installed (apt-get install chromium; scripts/setup.sh)")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, timeout=60_000)
         try:

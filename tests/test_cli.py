@@ -18,6 +18,8 @@ from conftest import REPO, VENV_BIN, write_nb
 
 from grader.cli import exit_status, main
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 ASSIGNMENT = "channels_pooling"
 
 

@@ -23,6 +23,8 @@ import nbformat
 import pytest
 from conftest import REPO, VENV_BIN, run_nbgrader, write_nb
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 FIXTURE = REPO / "tests" / "fixtures" / "plaincourse"
 
 RIGHT = {

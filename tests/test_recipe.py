@@ -21,6 +21,8 @@ import nbformat
 import pytest
 from conftest import REPO, run_nbgrader
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 ASSIGNMENT = "padding_stride"
 NAME = "same_padding"
 POINTS = 2

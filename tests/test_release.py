@@ -24,6 +24,8 @@ import pytest
 from refs import ASSIGNMENTS as REGISTERED
 from traitlets.config.loader import PyFileConfigLoader
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 #: Files nbgrader_config.py tells nbgrader to skip; a stray one in the checkout is not an error.

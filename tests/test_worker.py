@@ -16,6 +16,8 @@ import pytest
 
 from grader.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 SMALL = Limits(
     wall_seconds=2.5,
     cpu_seconds=1,

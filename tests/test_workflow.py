@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "autograde.yml"
 JOB_ID = "run-autograding-tests"
@@ -271,7 +273,7 @@ def demo_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A temporary copy of the course with ``python -m grader.demo`` submissions in it."""
     reason = _grader_cli_available()
     if reason:
-        pytest.skip(f"needs the grader CLI and grader.demo: {reason}")
+        pytest.fail(f"the grader CLI or grader.demo is missing: {reason}")
     course = tmp_path_factory.mktemp("demo") / "course"
     course.mkdir()
     for name in ("source", "release"):

@@ -36,6 +36,8 @@ from conftest import run_nbgrader
 from test_browser import browser, jupyter_lab  # noqa: F401 -- fixtures
 from xss import corpus
 
+pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "xss"
 ASSIGNMENT = "conv_basics"
