@@ -372,10 +372,26 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
         The findings, in source order; ``[]`` when the code is clean. Cells that do not
         parse are left out (they cannot run).
     """
+    return list(_scan(source, entry))
+
+
+@functools.lru_cache(maxsize=16)
+def _analysis(source: str) -> tuple[ast.Module, list[str], dict[str, list[ast.AST]], _Context,
+                                    bool]:
+    """What every scan of ``source`` needs, whatever its entry: the parsed cells, the lines,
+    the module-level bindings, the context and whether names are rebound indirectly. One
+    tuple, so the context's node ids always refer to the tree beside them."""
     tree, lines, _ = _parse_cells(source)
-    bound = _top_level(tree)
     ctx = _context(tree)
-    if entry is None or entry not in bound or _rebinds_indirectly(tree, ctx):
+    return tree, lines, _top_level(tree), ctx, _rebinds_indirectly(tree, ctx)
+
+
+@functools.lru_cache(maxsize=64)
+def _scan(source: str, entry: str | None) -> tuple[Finding, ...]:
+    """:func:`scan`, once per (source, entry): the judge scans the same notebook for each
+    of its checks."""
+    tree, lines, bound, ctx, indirect = _analysis(source)
+    if entry is None or entry not in bound or indirect:
         nodes: list[ast.AST] = [tree]
     else:
         nodes, seen, todo = [], set(), [entry]
@@ -391,7 +407,7 @@ def scan(source: str, entry: str | None = None) -> list[Finding]:
     for node in nodes:
         for finding in _uses(node, lines, ctx):
             findings.setdefault((finding.line, finding.name), finding)
-    return sorted(findings.values(), key=lambda f: (f.line, f.name))
+    return tuple(sorted(findings.values(), key=lambda f: (f.line, f.name)))
 
 
 # ---------------------------------------------------------------------------------------------

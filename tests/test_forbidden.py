@@ -638,3 +638,21 @@ def test_bypass_both_detectors(variant: str) -> None:
     code = src(BYPASS_BOTH[variant])
     verdict = _run_main(code)
     assert not verdict.passed and verdict.hint == "forbidden_api", verdict
+
+
+def test_scan_is_cached_per_source_and_entry_and_returns_a_fresh_list() -> None:
+    """The judge scans one notebook once per check: the cache must give the same findings for
+    each entry, and a caller changing its list must not change the next caller's."""
+    from grader import forbidden
+
+    source = forbidden.join_cells([
+        "import torch.nn.functional as F",
+        "def corr2d(X, K):\n    return F.conv2d(X[None, None], K[None, None])[0, 0]",
+        "def pool2d(X):\n    return X.max()",
+    ])
+    first = forbidden.scan(source, "corr2d")
+    assert [f.name for f in first] == ["conv2d"], first
+    first.clear()
+    assert [f.name for f in forbidden.scan(source, "corr2d")] == ["conv2d"]
+    assert forbidden.scan(source, "pool2d") == []
+    assert [f.name for f in forbidden.scan(source)] == ["conv2d"]
