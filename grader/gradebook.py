@@ -14,6 +14,7 @@ import csv
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "db_url_for",
     "prepare_gradebook",
     "unsynced_sqlite",
+    "shared_engines",
     "register_assignment",
     "ensure_students",
     "import_roster",
@@ -165,6 +167,51 @@ def unsynced_sqlite(db_url: str) -> Iterator[None]:
         yield
     finally:
         event.remove(Engine, "connect", on_connect)
+
+
+@contextlib.contextmanager
+def shared_engines() -> Iterator[None]:
+    """While active, every nbgrader ``Gradebook`` opened in this process reuses one SQLAlchemy
+    engine per database URL, and so its compiled-statement cache and pooled connections.
+
+    ``nbgrader.api.Gradebook.__init__`` builds a new engine for each open (``create_engine``)
+    and ``close`` disposes of it; nbgrader opens the gradebook about ten times per student,
+    each time compiling the same SQL again. Here its ``create_engine`` hands out the run's
+    engine and ``close`` leaves that engine's pool alone; the engines are disposed of when the
+    context ends. Sessions, transactions and commits are nbgrader's own, unchanged, and so is
+    every connection setting (sqlite's fsync included). Not for concurrent runs that patch
+    ``nbgrader.api`` differently in the same process.
+    """
+    import nbgrader.api as nbapi
+    from sqlalchemy.engine import Engine
+
+    real = nbapi.create_engine
+    engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Engine] = {}
+    lock = threading.Lock()
+
+    def create_engine(url: Any, **kwargs: Any) -> Engine:
+        key = (str(url), tuple(sorted(kwargs.items())))
+        with lock:
+            engine = engines.get(key)
+            if engine is None:
+                engine = real(url, **kwargs)
+                # Gradebook.close() disposes of its engine: keep this one's pool for the run
+                engine.dispose = _keep_pool  # type: ignore[method-assign]
+                engines[key] = engine
+        return engine
+
+    nbapi.create_engine = create_engine
+    try:
+        yield
+    finally:
+        nbapi.create_engine = real
+        for engine in engines.values():
+            del engine.dispose  # the class's own again
+            engine.dispose()
+
+
+def _keep_pool(close: bool = True) -> None:
+    """``Engine.dispose`` of a shared engine while its run lasts: nothing to do."""
 
 
 def _coursedir(config: Any, **traits: Any) -> Any:
