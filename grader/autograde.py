@@ -36,6 +36,7 @@ import contextlib
 import copy
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -44,7 +45,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,11 @@ __all__ = [
 ]
 
 ENGINES = ("fast", "nbgrader")
+#: Record with one SQLAlchemy engine for all of a run's gradebook opens
+#: (:func:`grader.gradebook.shared_engines`) and one gradebook session for collecting the
+#: entries. Off: a new engine per open, as nbgrader does; the rows are the same either way
+#: (tests/test_record_speed.py).
+FAST_RECORDING = True
 _STUDENT_RE = re.compile(r"[^A-Za-z0-9_.@+-]+")
 
 Progress = Callable[[str, int, int, str], None]
@@ -586,9 +592,11 @@ def _message(cell: NotebookNode) -> str:
     return ""
 
 
-def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec
-             ) -> dict[str, Any]:
-    from nbgrader.api import Gradebook, MissingEntry
+def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec,
+             gb: Any) -> dict[str, Any]:
+    """A recorded notebook's entry: its autograded notebook and its grades in ``gb`` (an
+    open nbgrader Gradebook of the workspace)."""
+    from nbgrader.api import MissingEntry
 
     entry = _entry(sub, assignment, spec)
     notebook_name = sub.notebook_name
@@ -598,23 +606,31 @@ def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec
         nb = nbformat.read(str(autograded), as_version=4)
         cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
         entry["sanitized"] = _sanitized_list(nb)
-    course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
     scores: dict[str, tuple[float | None, float]] = {}
     flagged: set[str] = set()
-    with gbmod.venv_on_path(), Gradebook(gbmod.db_url_for(ws.config), course_id) as gb:
-        try:
-            submission = gb.find_submission_notebook(notebook_name, assignment, sub.student)
-        except MissingEntry:
-            submission = None
-        if submission is not None:
-            for grade in submission.grades:
-                scores[grade.name] = (grade.auto_score, float(grade.max_score or 0))
-                if grade.needs_manual_grade:
-                    flagged.add(grade.name)
+    try:
+        submission = gb.find_submission_notebook(notebook_name, assignment, sub.student)
+    except MissingEntry:
+        submission = None
+    if submission is not None:
+        for grade in submission.grades:
+            scores[grade.name] = (grade.auto_score, float(grade.max_score or 0))
+            if grade.needs_manual_grade:
+                flagged.add(grade.name)
     entry = _scored_entry(entry, sub, spec, cells, scores)
     if autograded.exists():
         _add_review(entry, nb, flagged)
     return entry
+
+
+@contextlib.contextmanager
+def _open_gradebook(ws: _Workspace) -> Iterator[Any]:
+    """The workspace's nbgrader Gradebook, open while the context lasts."""
+    from nbgrader.api import Gradebook
+
+    course_id = ws.config.get("CourseDirectory", {}).get("course_id", "")
+    with gbmod.venv_on_path(), Gradebook(gbmod.db_url_for(ws.config), course_id) as gb:
+        yield gb
 
 
 def _scored_entry(entry: dict[str, Any], sub: Submission, spec: SourceSpec,
@@ -787,7 +803,7 @@ def autograde(
     """
     if engine not in ENGINES:
         raise AutogradeError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
-    report = progress or (lambda phase, done, total, label: None)
+    report = _serialized(progress or (lambda phase, done, total, label: None))
     run_seed = secrets.randbelow(2**31) if seed is None else int(seed)
     started = time.monotonic()
     course_root = gbmod.find_course_root(course)
@@ -819,6 +835,18 @@ def autograde(
     finally:
         if pool is not None:
             pool.close()
+
+
+def _serialized(progress: Progress) -> Progress:
+    """``progress``, called by one thread at a time (runs report from a background thread
+    while this one records)."""
+    lock = threading.Lock()
+
+    def report(phase: str, done: int, total: int, label: str) -> None:
+        with lock:
+            progress(phase, done, total, label)
+
+    return report
 
 
 def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
@@ -871,66 +899,17 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
     fast_db = contextlib.ExitStack()
     if workdir is None and ws.root != course_root:  # throw-away gradebook: no fsync
         fast_db.enter_context(gbmod.unsynced_sqlite(gbmod.db_url_for(ws.config)))
+    if FAST_RECORDING:  # every gradebook open of this run on one engine
+        fast_db.enter_context(gbmod.shared_engines())
     try:
         for own in students.values() if not direct else []:
             _stage(ws, own, assignment)
         preprocessors: list[Any] | None = None
         runner: _FastRunner | None = None
         release = (ws.temporary or ws.root) / "release"
-        if engine == "fast" and gradable:
-            # 3. run every notebook in the pool (its cells as nbgrader will see them; each
-            # notebook in a fresh child, as each is its own kernel in stock nbgrader) in a
-            # background thread, while this thread loads nbgrader and the checks.
-            notebooks = [_sanitized_cells(s) for s in gradable]
-            done: list[tuple[int, Any]] = []
-            failure: list[BaseException] = []
 
-            def consume() -> None:
-                try:
-                    for k, (position, run) in enumerate(
-                            pool.map([cell_jobs(nb) for nb in notebooks]), 1):
-                        done.append((position, run))
-                        report("run", k, len(gradable), _label(gradable[position], specs))
-                except BaseException as exc:  # re-raised in the main thread
-                    failure.append(exc)
-
-            thread = threading.Thread(target=consume, name="convgrade-map", daemon=True)
-            thread.start()
-            try:
-                if not direct:
-                    gbmod.register_assignment(ws.config, assignment, release, log)
-                the_judge = judge or _lazy_judge(run_seed)
-            finally:
-                thread.join()
-            if failure:
-                if type(failure[0]).__name__ == "SandboxUnavailable":
-                    raise AutogradeError(str(failure[0])) from failure[0]
-                raise failure[0]
-            if direct:
-                # 4-5 without nbgrader's recording: judge, then score as SaveAutoGrades would
-                judged: dict[tuple[str, str], dict[str, Any]] = {}
-                for position, run in done:
-                    sub, nb = gradable[position], notebooks[position]
-                    spec = specs[sub.notebook_name]
-                    judge_run(sub, nb, run, spec, the_judge)
-                    judged[(sub.student, sub.notebook_name)] = _direct_entry(
-                        assignment, sub, spec, nb)
-                    report("record", len(judged), len(gradable), _label(sub, specs))
-                return _result(assignment, engine, run_seed, course_root, started, _entries(
-                    subs, specs, assignment,
-                    lambda sub: judged.get((sub.student, sub.notebook_name))))
-            runner = _FastRunner(pool, specs, the_judge,
-                                 {(s.student, s.notebook_name): s for s in gradable})
-            for position, run in done:
-                sub = gradable[position]
-                runner.runs[(sub.student, sub.notebook_name)] = (
-                    _job_key(notebooks[position]), run)
-            preprocessors = _fast_preprocessors(runner, ws.config)
-        elif gradable:
-            gbmod.register_assignment(ws.config, assignment, release, log)
-
-        # 4-5. judge and record through nbgrader, one student (all their notebooks) at a time
-        for k, (student, own) in enumerate(students.items(), 1):
+        def record(student: str, own: list[Submission]) -> None:
+            """4-5. judge and record one student (all their notebooks) through nbgrader."""
             collector.records.clear()
             t0 = time.monotonic()
             try:
@@ -947,21 +926,117 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             else:
                 if engine == "nbgrader":  # one converter run for all of the student's notebooks
                     own[0].seconds = time.monotonic() - t0
-            report("record", k, len(students), student)
+            recorded.append(student)
+            report("record", len(recorded), len(students), student)
+
+        recorded: list[str] = []
+        if engine == "fast" and gradable:
+            # 3. run every notebook in the pool (its cells as nbgrader will see them; each
+            # notebook in a fresh child, as each is its own kernel in stock nbgrader) in a
+            # background thread, while this thread loads nbgrader and the checks, then
+            # judges and records each student as soon as their notebooks have run.
+            notebooks = [_sanitized_cells(s) for s in gradable]
+            runs = _RunsInBackground(pool, [cell_jobs(nb) for nb in notebooks],
+                                     lambda k, position: report(
+                                         "run", k, len(gradable),
+                                         _label(gradable[position], specs)))
+            try:
+                if not direct:
+                    gbmod.register_assignment(ws.config, assignment, release, log)
+                the_judge = judge or _lazy_judge(run_seed)
+            except BaseException:
+                runs.wait()
+                raise
+            arrivals = runs.arrivals() if FAST_RECORDING else iter(list(runs.arrivals()))
+            if direct:
+                # 4-5 without nbgrader's recording: judge, then score as SaveAutoGrades would
+                judged: dict[tuple[str, str], dict[str, Any]] = {}
+                for position, run in arrivals:
+                    sub, nb = gradable[position], notebooks[position]
+                    spec = specs[sub.notebook_name]
+                    judge_run(sub, nb, run, spec, the_judge)
+                    judged[(sub.student, sub.notebook_name)] = _direct_entry(
+                        assignment, sub, spec, nb)
+                    report("record", len(judged), len(gradable), _label(sub, specs))
+                return _result(assignment, engine, run_seed, course_root, started, _entries(
+                    subs, specs, assignment,
+                    lambda sub: judged.get((sub.student, sub.notebook_name))))
+            runner = _FastRunner(pool, specs, the_judge,
+                                 {(s.student, s.notebook_name): s for s in gradable})
+            preprocessors = _fast_preprocessors(runner, ws.config)
+            waiting = {student: len(own) for student, own in students.items()}
+            for position, run in arrivals:
+                sub = gradable[position]
+                runner.runs[(sub.student, sub.notebook_name)] = (
+                    _job_key(notebooks[position]), run)
+                waiting[sub.student] -= 1
+                if not waiting[sub.student]:  # all of this student's notebooks have run
+                    record(sub.student, students[sub.student])
+        elif gradable:
+            gbmod.register_assignment(ws.config, assignment, release, log)
+            for student, own in students.items():
+                record(student, own)
 
         def collected(sub: Submission) -> dict[str, Any] | None:
             if sub not in gradable or sub.nbgrader_error is not None:
                 return None
-            entry = _collect(ws, assignment, sub, specs[sub.notebook_name])
+            if not FAST_RECORDING:
+                with _open_gradebook(ws) as gb:
+                    entry = _collect(ws, assignment, sub, specs[sub.notebook_name], gb)
+            else:
+                if not opened:
+                    opened.append(fast_db.enter_context(_open_gradebook(ws)))
+                entry = _collect(ws, assignment, sub, specs[sub.notebook_name], opened[0])
             entry["graded"] = True
             return entry
 
+        opened: list[Any] = []  # one gradebook session for collecting every entry
         entries = _entries(subs, specs, assignment, collected)
     finally:
         fast_db.close()
         if ws.temporary is not None:
             shutil.rmtree(ws.temporary, ignore_errors=True)
     return _result(assignment, engine, run_seed, course_root, started, entries)
+
+
+class _RunsInBackground:
+    """The pool's runs of ``jobs`` (:meth:`WorkerPool.map`) in a background thread, handed to
+    the calling thread as they finish; ``progress(k, position)`` is told of each in the
+    background thread."""
+
+    def __init__(self, pool: Any, jobs: list[list[Any]],
+                 progress: Callable[[int, int], None]) -> None:
+        self._queue: queue.Queue[tuple[int, Any] | BaseException | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._consume, args=(pool, jobs, progress),
+                                        name="convgrade-map", daemon=True)
+        self._thread.start()
+
+    def _consume(self, pool: Any, jobs: list[list[Any]],
+                 progress: Callable[[int, int], None]) -> None:
+        try:
+            for k, (position, run) in enumerate(pool.map(jobs), 1):
+                self._queue.put((position, run))
+                progress(k, position)
+        except BaseException as exc:  # re-raised in the calling thread
+            self._queue.put(exc)
+        else:
+            self._queue.put(None)
+
+    def arrivals(self) -> Iterator[tuple[int, Any]]:
+        """``(position, run)`` in the order the runs finish; raises what the pool raised
+        (:class:`AutogradeError` when the sandbox is unavailable)."""
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                self._thread.join()
+                if type(item).__name__ == "SandboxUnavailable":
+                    raise AutogradeError(str(item)) from item
+                raise item
+            yield item
+        self._thread.join()
+
+    def wait(self) -> None:
+        """Wait for the background thread to finish (its results are dropped)."""
+        self._thread.join()
 
 
 def _label(sub: Submission, specs: dict[str, SourceSpec]) -> str:
