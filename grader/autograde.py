@@ -55,7 +55,7 @@ from nbformat import NotebookNode
 
 from grader import gradebook as gbmod
 from grader import settings
-from grader.precheck import PrecheckResult, SourceSpec, load_sources, precheck
+from grader.precheck import PrecheckResult, SourceSpec, is_test_cell, load_sources, precheck
 
 __all__ = [
     "AutogradeError",
@@ -234,11 +234,6 @@ def _check_name(name: str) -> str:
     return name[len("check_"):] if name.startswith("check_") else name
 
 
-def _is_test_cell(cell: NotebookNode) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
-
-
 def _grade_id(cell: NotebookNode) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
@@ -251,8 +246,8 @@ def cell_jobs(nb: NotebookNode) -> list[Any]:
         CellJob = _CellJob  # noqa: N806
 
     return [
-        CellJob(index=i, source=c.source, is_test=_is_test_cell(c),
-                grade_id=_grade_id(c) if _is_test_cell(c) else None)
+        CellJob(index=i, source=c.source, is_test=is_test_cell(c),
+                grade_id=_grade_id(c) if is_test_cell(c) else None)
         for i, c in enumerate(nb.cells) if c.cell_type == "code"
     ]
 
@@ -273,7 +268,7 @@ def _student_source(nb: NotebookNode) -> str:
     from grader.forbidden import join_cells
 
     return join_cells(c.source for c in nb.cells
-                      if c.cell_type == "code" and not _is_test_cell(c))
+                      if c.cell_type == "code" and not is_test_cell(c))
 
 
 def apply_run(
@@ -303,7 +298,7 @@ def apply_run(
         if result is None:
             cell.outputs = []
             cell.execution_count = None
-            if _is_test_cell(cell):
+            if is_test_cell(cell):
                 why = run.error or "the worker returned no result for it"
                 cell.outputs = [_error_output("CellNotRun", f"this cell did not run: {why}")]
             continue
@@ -319,7 +314,7 @@ def apply_run(
                                          str(err.get("evalue", "")),
                                          list(err.get("traceback") or [])))
         cell.outputs = outputs
-        if not _is_test_cell(cell):
+        if not is_test_cell(cell):
             continue
         gid = _grade_id(cell) or ""
         # Judge the records in the order the cell sent them: in stock nbgrader the first

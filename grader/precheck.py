@@ -52,6 +52,7 @@ __all__ = [
     "precheck_notebook",
     "hidden_checks",
     "defined_names",
+    "is_test_cell",
 ]
 
 SCHEMA_VERSION = 3
@@ -374,6 +375,13 @@ def precheck(path: str | Path, spec: SourceSpec) -> PrecheckResult:
 def _nbmeta(cell: NotebookNode) -> dict[str, Any] | None:
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) else None
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    """Whether ``cell`` is an autograded test cell (a code cell with ``grade`` and no
+    ``solution`` in its nbgrader metadata)."""
+    meta = _nbmeta(cell) or {}
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _flags(meta: dict[str, Any]) -> tuple[bool, bool, bool]:

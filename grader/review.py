@@ -24,6 +24,8 @@ from typing import Any
 
 from nbformat import NotebookNode
 
+from grader.precheck import is_test_cell
+
 __all__ = ["FlagForReview", "KeepStderrVisible", "ReviewFinding", "flagged_grade_ids",
            "review_findings", "stderr_as_display"]
 
@@ -64,11 +66,6 @@ def _nbgrader(cell: NotebookNode) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _is_test_cell(cell: NotebookNode) -> bool:
-    meta = _nbgrader(cell)
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
 def review_findings(nb: NotebookNode) -> list[ReviewFinding]:
     """The tamper scan's findings on ``nb``'s student code, each with the grades it affects.
 
@@ -80,10 +77,10 @@ def review_findings(nb: NotebookNode) -> list[ReviewFinding]:
     from grader.forbidden import join_cells, locate, tamper_scan
 
     student = [(i, c) for i, c in enumerate(nb.cells)
-               if c.cell_type == "code" and not _is_test_cell(c)]
+               if c.cell_type == "code" and not is_test_cell(c)]
     source = join_cells(c.source for _, c in student)
     tests = [(i, str(_nbgrader(c).get("grade_id", ""))) for i, c in enumerate(nb.cells)
-             if _is_test_cell(c)]
+             if is_test_cell(c)]
     findings = []
     for found in tamper_scan(source):
         number, line = locate(source, found.line)
@@ -107,7 +104,7 @@ def stderr_as_display(nb: NotebookNode) -> int:
 
     changed = 0
     for cell in nb.cells:
-        if not _is_test_cell(cell):
+        if not is_test_cell(cell):
             continue
         outputs = []
         for out in cell.get("outputs", []):
