@@ -29,9 +29,9 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from grader.feedback import ClearHiddenTestsAndTracebacks, FeedbackHTMLExporter
-from grader.review import FlagForReview, KeepStderrVisible
-from grader.sanitize import SanitizeStudentContent
+from grader.engine.feedback import ClearHiddenTestsAndTracebacks, FeedbackHTMLExporter
+from grader.engine.review import FlagForReview, KeepStderrVisible
+from grader.engine.sanitize import SanitizeStudentContent
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
@@ -50,7 +50,7 @@ c.Exchange.root = os.environ.get("CONVGRADE_EXCHANGE", str(COURSE_ROOT / "exchan
 if os.environ.get("CONVGRADE_DB_URL"):
     c.CourseDirectory.db_url = os.environ["CONVGRADE_DB_URL"]
 
-# What each warm worker of the fast engine imports once before grading (grader/settings.py):
+# What each warm worker of the fast engine imports once before grading (grader/engine/settings.py):
 # every notebook of this course uses torch, and numpy comes with it.
 c.ConvGrade.preload = ["numpy", "torch"]
 
@@ -70,16 +70,16 @@ c.Execute.interrupt_on_timeout = True
 #
 # Stderr policy: stock nbgrader scores a test cell 0 as soon as it writes anything to stderr
 # (utils.determine_grade), even if every assert passed. A right answer that warns must keep its
-# points, so KeepStderrVisible (grader/review.py, in the list below, before SaveAutoGrades)
+# points, so KeepStderrVisible (grader/engine/review.py, in the list below, before SaveAutoGrades)
 # turns the stderr text of test cells into plain-text output: still shown in the autograded
 # notebook and the feedback, no longer a zero. (The hidden checks also swallow the warnings of
 # the calls they make, so `nbgrader validate` in a student's Jupyter agrees.)
 
 # Autograding steps after execution: nbgrader's default list, spelled out so that convgrade's
 # own steps have one place to go. Both engines use this list (the fast engine swaps Execute
-# for the worker's precomputed outputs, grader.autograde.autograde_preprocessors).
+# for the worker's precomputed outputs, grader.engine.autograde.autograde_preprocessors).
 #
-# Nothing a student writes runs in anyone else's browser (grader/sanitize.py, THREAT_MODEL.md
+# Nothing a student writes runs in anyone else's browser (grader/engine/sanitize.py, THREAT_MODEL.md
 # "HTML and script in student content"): SanitizeStudentContent, after execution in the list
 # below (both engines) and again in feedback (autograded folders made before it, or by another
 # config), leaves markdown, math, plots and tables and removes scripts, event handlers,
@@ -88,7 +88,7 @@ c.Execute.interrupt_on_timeout = True
 # entry's "sanitized" list. The feedback page also carries a Content-Security-Policy
 # (FeedbackHTMLExporter).
 #
-# Review (grader/review.py): KeepStderrVisible keeps stderr from zeroing a test cell;
+# Review (grader/engine/review.py): KeepStderrVisible keeps stderr from zeroing a test cell;
 # FlagForReview, after SaveAutoGrades (which sets needs_manual_grade itself), flags the grades
 # that ran after code the tamper scan found, so formgrader lists them for review.
 c.Autograde.autograde_preprocessors = [
@@ -109,7 +109,7 @@ c.Autograde.autograde_preprocessors = [
 # the failure, hidden ones included. Strip the hidden-test regions from the cells and from
 # their tracebacks before rendering, so the feedback shows the visible asserts and each
 # check's message, never the hidden cases or the check names.
-# (grader/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
+# (grader/engine/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
 # cleared after GetGrades and the student's content sanitized once more.
 c.GenerateFeedback.preprocessors = [
     GetGrades,

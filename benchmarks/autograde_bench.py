@@ -17,7 +17,7 @@ CLI writes (JSON, Markdown, JUnit), measures
   Autograde converter and SaveAutoGrades per student, the judge included), judge (the time
   spent in :func:`grader.checks.judge`, inside record), collect (reading the scores back),
   reports; the phase boundaries are the engine's progress callback
-  (``grader.autograde.autograde(..., progress=...)``) and the judge is timed by wrapping it;
+  (``grader.engine.autograde.autograde(..., progress=...)``) and the judge is timed by wrapping it;
 * the peak memory: the resident set (RSS) of the grader process, and the proportional set
   (PSS, which counts pages the forked workers share with their server once) of the grader
   and all its workers together, sampled every 0.2 s;
@@ -227,9 +227,9 @@ def child(course: Path, assignment: str, jobs: int, out: Path, spawned: float) -
     from grader.cli import _skip_unused_imports
 
     _skip_unused_imports()  # as `python -m grader` does
-    from grader import reports
-    from grader.autograde import autograde
     from grader.checks import judge
+    from grader.engine import reports
+    from grader.engine.autograde import autograde
 
     marks: dict[str, list[float]] = {}
     judging = [0.0]

@@ -4,7 +4,7 @@
                                         [--cprofile FILE] [--keep DIR]
 
 Builds a course with N demo-class submissions (as ``benchmarks/autograde_bench.py`` does),
-grades them in this process through :func:`grader.autograde.autograde` (the course's own
+grades them in this process through :func:`grader.engine.autograde.autograde` (the course's own
 ``submitted/``, so the gradebook is the course's sqlite file, as for an instructor) and times,
 with thin wrappers around nbgrader's, SQLAlchemy's and the grader's own functions (nothing in
 the engine changes), each step the record phase takes per student: the converter's set-up
@@ -76,9 +76,9 @@ def _instrument() -> None:
     from nbgrader import api, preprocessors
     from nbgrader.converters import Autograde, base
 
-    import grader.autograde as ag
     import grader.checks
-    import grader.forbidden
+    import grader.engine.autograde as ag
+    import grader.engine.forbidden
 
     _wrap(ag, "_convert_one", "record: one student (_convert_one)")
     _wrap(copy, "deepcopy", "  [any] copy.deepcopy (outermost calls)", reentrant=True)
@@ -109,7 +109,7 @@ def _instrument() -> None:
             _wrap(cls, "preprocess", f"      {name}.preprocess")
     _wrap(ag._FastRunner, "execute", "      Execute (precomputed: apply the run, judge)")
     _wrap(grader.checks, "judge", "        grader.checks.judge")
-    _wrap(grader.forbidden, "scan", "          forbidden.scan")
+    _wrap(grader.engine.forbidden, "scan", "          forbidden.scan")
     _wrap(nbconvert.writers.FilesWriter, "write", "      FilesWriter.write (autograded/)")
     _wrap(nbformat.validator, "validate", "  [any] nbformat.validate")
     _wrap(api.Gradebook, "__init__", "  [any] Gradebook() opened")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader.cli import _skip_unused_imports
 
     _skip_unused_imports()
-    from grader.autograde import autograde
+    from grader.engine.autograde import autograde
 
     _instrument()
     marks: dict[str, list[float]] = defaultdict(list)

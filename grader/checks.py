@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from grader import forbidden
+from grader.engine import forbidden
 from grader.mistakes import mistake_namespace
 from grader.records import (
     Verdict,
@@ -256,7 +256,7 @@ def judge(name: str, record: dict, source: str | None = None,
         name: the check's name (a key of :data:`CHECKS`, the course's exercises).
         record: what :mod:`grader.runtime.probe` recorded in the student's process.
         source: the student's code; when given, the static forbidden-API scan runs on it.
-            (The tamper scan is no verdict: its findings go to review, grader.review.)
+            (The tamper scan is no verdict: its findings go to review, grader.engine.review.)
         seed: the cases' seed; ``None`` takes the one in the record (in-process judging).
 
     Returns:

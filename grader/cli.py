@@ -213,15 +213,15 @@ def _write_reports(result: dict[str, Any], args: argparse.Namespace, err: TextIO
     if not wanted:
         return
     try:
-        from grader import reports
+        from grader.engine import reports
     except ImportError as exc:
-        err.write(f"skipped {', '.join('--' + f for f, _ in wanted)}: grader.reports is not "
+        err.write(f"skipped {', '.join('--' + f for f, _ in wanted)}: grader.engine.reports is not "
                   f"available ({exc})\n")
         return
     for flag, path in wanted:
         writer = getattr(reports, f"write_{flag}", None)
         if writer is None:
-            err.write(f"skipped --{flag}: grader.reports has no write_{flag}\n")
+            err.write(f"skipped --{flag}: grader.engine.reports has no write_{flag}\n")
             continue
         writer(result, path)
 
@@ -231,7 +231,7 @@ def _write_reports(result: dict[str, Any], args: argparse.Namespace, err: TextIO
 
 
 def _cmd_autograde(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from grader.autograde import AutogradeError, autograde
+    from grader.engine.autograde import AutogradeError, autograde
 
     if args.fail_under is not None and not 0 <= args.fail_under <= 100:
         err.write("error: --fail-under takes a percentage between 0 and 100\n")
@@ -262,7 +262,7 @@ def _cmd_autograde(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from grader.autograde import run_check
+    from grader.engine.autograde import run_check
 
     try:
         checked = run_check(args.paths, args.assignment, course=args.course,
@@ -286,7 +286,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_roster(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from grader.gradebook import import_roster
+    from grader.engine.gradebook import import_roster
 
     try:
         n = import_roster(args.file, course=args.course)
@@ -298,7 +298,7 @@ def _cmd_roster(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from grader.gradebook import export_grades
+    from grader.engine.gradebook import export_grades
 
     try:
         path = export_grades(args.file, course=args.course)

@@ -165,11 +165,11 @@ if [ "${#JSONS[@]}" -eq 0 ]; then
 elif [ "$HAVE_CLI" -eq 1 ] && python -m grader report --help >/dev/null 2>&1; then
     say "python -m grader report"
     python -m grader report "${JSONS[@]}" --out reports/class
-elif python -c 'import grader.classreport' >/dev/null 2>&1; then
-    say "python -m grader.classreport"
-    python -m grader.classreport "${JSONS[@]}" --out reports/class
+elif python -c 'import grader.engine.classreport' >/dev/null 2>&1; then
+    say "python -m grader.engine.classreport"
+    python -m grader.engine.classreport "${JSONS[@]}" --out reports/class
 else
-    note "the class report (grader.classreport) is not installed yet; skipped"
+    note "the class report (grader.engine.classreport) is not installed yet; skipped"
 fi
 
 # done ---------------------------------------------------------------------------------------

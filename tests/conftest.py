@@ -3,7 +3,7 @@
 * ``tiny_course``: a throw-away course with one small assignment (``tiny``) whose hidden tests
   call a local ``tinycheck`` module, plus its generated release. It exercises the whole
   pipeline (precheck, worker, judge, nbgrader recording) without torch.
-* ``StubWorkerPool``: a minimal stand-in for :class:`grader.worker.WorkerPool` (forks one
+* ``StubWorkerPool``: a minimal stand-in for :class:`grader.engine.worker.WorkerPool` (forks one
   child per submission, no sandbox) used with ``tiny``, whose checks report through
   ``tinycheck.SINK`` rather than ``grader.probe``.
 * ``course_copy``: the real course (``source/`` and ``nbgrader_config.py``) copied to a
@@ -277,7 +277,8 @@ class StubWorkerPool:
 
 @pytest.fixture()
 def tiny_pool_factory(tiny_course: Path):
-    """A pool factory for :func:`grader.autograde.autograde` using :class:`StubWorkerPool`."""
+    """A pool factory for :func:`grader.engine.autograde.autograde` using
+    :class:`StubWorkerPool`."""
     check_dir = tiny_course / "source" / "tiny"
 
     def factory(jobs: int | None, sandbox: bool, timeout: float | None) -> StubWorkerPool:

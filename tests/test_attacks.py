@@ -13,7 +13,7 @@ Expected scores:
   a right answer scores full marks (13): the structural defences (judging in the grader's
   process on validated records, the staged worker without reference or judge, pristine state
   before every test cell, restored test cells, the secret seed) make the attack pointless;
-* the tamper scan (``grader.forbidden.tamper_scan``) is no verdict: where it finds something
+* the tamper scan (``grader.engine.forbidden.tamper_scan``) is no verdict: where it finds something
   the test cells after it keep the score the checks gave and are flagged
   ``needs_manual_grade`` for review (the JSON's ``review`` list names the line). The attacks in
   :data:`REVIEWED` must be flagged; no other notebook of the corpus may be;
@@ -76,7 +76,7 @@ def student_source(nb: nbformat.NotebookNode) -> str:
 
 def scan_findings(nb: nbformat.NotebookNode) -> list:
     """What the grader's tamper scan finds in this notebook's student code."""
-    from grader.review import review_findings
+    from grader.engine.review import review_findings
 
     return review_findings(nb)
 
@@ -102,7 +102,7 @@ SPECIAL: frozenset[str] = frozenset({
 
 
 #: Attacks whose indirect look-ups (exec/compile of a file, a module's ``__dict__``) make the
-#: forbidden-API scan reject every check of a function (grader.forbidden.scan scans the whole
+#: forbidden-API scan reject every check of a function (grader.engine.forbidden.scan scans the whole
 #: notebook then): they score 0, below their honest answers.
 INDIRECT: frozenset[str] = frozenset({"noop_asserts_hidden", "search_reference_file"})
 

@@ -1,4 +1,4 @@
-"""grader.autograde: the whole pipeline, on the tiny course and on the real assignments."""
+"""grader.engine.autograde: the whole pipeline, on the tiny course and on the real assignments."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from conftest import real_assignments, tiny_release, tiny_submission, write_nb
 
-from grader.autograde import AutogradeError, autograde, discover
+from grader.engine.autograde import AutogradeError, autograde, discover
 
 pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
 
@@ -172,7 +172,7 @@ def test_in_course_submissions_fill_the_course_gradebook(tiny_course: Path, tmp_
     assert _hashes(course / "release") == release  # the committed release is left alone
     assert (course / "autograded" / "ivy" / "tiny" / "tiny.ipynb").exists()
     assert (course / "gradebook.db").exists()
-    from grader.gradebook import export_grades
+    from grader.engine.gradebook import export_grades
 
     csv = export_grades(tmp_path / "grades.csv", course=str(course))
     assert "ivy" in csv.read_text()
@@ -267,8 +267,8 @@ def _apply(records, error=None, ran=True):
 
     from conftest import StubCellResult, StubRunResult
 
-    from grader.autograde import apply_run
-    from grader.precheck import GradedCell, SourceSpec
+    from grader.engine.autograde import apply_run
+    from grader.engine.precheck import GradedCell, SourceSpec
 
     Verdict = namedtuple("Verdict", "passed message hint")
     cell = nbformat.v4.new_code_cell("check_t(f)\nassert False, 'visible'")

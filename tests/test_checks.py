@@ -288,8 +288,8 @@ TAMPERING = [
 
 @pytest.mark.parametrize("code", TAMPERING)
 def test_tamper_findings_are_no_verdict(records: dict, code: str) -> None:
-    """The judge scores the answers; tamper findings go to review (grader.review)."""
-    from grader.forbidden import tamper_scan
+    """The judge scores the answers; tamper findings go to review (grader.engine.review)."""
+    from grader.engine.forbidden import tamper_scan
 
     source = code + "\n\n" + R.solution_source("corr2d")
     assert tamper_scan(source), code
@@ -317,7 +317,7 @@ def test_honest_scratch_code_is_not_tampering(records: dict, code: str) -> None:
 
 
 def test_a_cell_with_a_syntax_error_does_not_hide_or_taint_the_others(records: dict) -> None:
-    from grader.forbidden import join_cells
+    from grader.engine.forbidden import join_cells
 
     broken = 'def corr2d_multi_in_out_1x1(X, K):\n    """A 1x1 convolution."""\n    return (\n'
     honest = join_cells([broken, R.solution_source("corr2d")])

@@ -1,4 +1,4 @@
-"""Tests for grader.classreport on synthetic autograde results (no notebooks run)."""
+"""Tests for grader.engine.classreport on synthetic autograde results (no notebooks run)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from grader import classreport
+from grader.engine import classreport
 
 POINTS = {"corr2d_tests": 2.0, "pool2d_max_tests": 2.0, "pool2d_mode_tests": 1.0}
 
@@ -272,7 +272,7 @@ def test_cli(tmp_path: Path) -> None:
     good = _write(tmp_path, "r.json", _normal_class())
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "grader.classreport", str(good), "--out", str(out)],
+        [sys.executable, "-m", "grader.engine.classreport", str(good), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -287,7 +287,7 @@ def test_cli(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "grader.classreport",
+            "grader.engine.classreport",
             str(tmp_path / "nope.json"),
             "--out",
             str(out),

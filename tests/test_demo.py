@@ -171,7 +171,7 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
     and tamper scans included); the cheat gains nothing (its wrong corr2d still fails) and is
     flagged for review; the damaged
     notebook is an error entry; the deleted test cell is restored and graded."""
-    from grader.autograde import autograde
+    from grader.engine.autograde import autograde
     from grader.registry import solution_source
 
     assert set(demo.ALTERNATIVES) <= set(demo.DIFFICULTY), "every exercise has a difficulty"

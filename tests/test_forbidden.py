@@ -1,6 +1,6 @@
-"""The from-scratch rule: grader.forbidden.scan, grader.forbidden.tripwires and the verdicts of
-grader.checks.judge for answers that use torch's (or numpy's, scipy's) convolution, pooling or
-unfold under any name.
+"""The from-scratch rule: grader.engine.forbidden.scan, grader.engine.forbidden.tripwires and
+the verdicts of grader.checks.judge for answers that use torch's (or numpy's, scipy's)
+convolution, pooling or unfold under any name.
 
 Each case runs the way the autograder runs it: the student's code is executed, the hidden
 check (``grader.check_<name>``) records the answers through a capturing sink, and
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 import grader
-from grader import checks, forbidden
+from grader import checks
+from grader.engine import forbidden
 from grader.registry import solution_source
 from grader.runtime import probe
 
@@ -643,7 +644,7 @@ def test_bypass_both_detectors(variant: str) -> None:
 def test_scan_is_cached_per_source_and_entry_and_returns_a_fresh_list() -> None:
     """The judge scans one notebook once per check: the cache must give the same findings for
     each entry, and a caller changing its list must not change the next caller's."""
-    from grader import forbidden
+    from grader.engine import forbidden
 
     source = forbidden.join_cells([
         "import torch.nn.functional as F",

@@ -4,7 +4,7 @@
 cells are plain ``assert`` cells, two of them give partial credit (a number as the cell's last
 value), ``problem2`` has a manual answer, and the course uses neither torch nor ``grader``
 checks. Its release is made with ``nbgrader generate_assignment``; the submissions are graded
-through the command line (``python -m grader autograde``, ``export``, ``grader.classreport``)
+through the command line (``python -m grader autograde``, ``export``, ``grader.engine.classreport``)
 with both engines, which must give the same score to every (student, notebook, grade_id).
 """
 
@@ -231,7 +231,7 @@ def test_export_and_class_report(plain: Path, runs: dict[str, dict[str, Any]],
     assert ps2 == want and set(EXPECTED_PS2) <= set(ps2), f"export gave {ps2} for ps2"
 
     out = Path(runs["fast"]["_out"])
-    proc = _grader(plain, "grader.classreport", str(out / "result.json"),
+    proc = _grader(plain, "grader.engine.classreport", str(out / "result.json"),
                    str(Path(runs["fast-ps2"]["_out"]) / "result.json"),
                    "--out", str(tmp_path / "class"))
     assert proc.returncode == 0, proc.stderr
@@ -245,8 +245,8 @@ def test_export_and_class_report(plain: Path, runs: dict[str, dict[str, Any]],
 
 
 def test_course_without_torch_preloads_nothing() -> None:
-    from grader.settings import declared_preload
-    from grader.worker import CellJob, WorkerPool
+    from grader.engine.settings import declared_preload
+    from grader.engine.worker import CellJob, WorkerPool
 
     assert declared_preload(FIXTURE) == []
     assert declared_preload(REPO) == ["numpy", "torch"]
@@ -258,8 +258,8 @@ def test_course_without_torch_preloads_nothing() -> None:
 
 
 def test_sources_and_discovery_of_a_two_notebook_assignment(tmp_path: Path) -> None:
-    from grader.autograde import discover
-    from grader.precheck import load_source, load_sources
+    from grader.engine.autograde import discover
+    from grader.engine.precheck import load_source, load_sources
 
     specs = load_sources(FIXTURE, "ps1")
     assert [s.notebook_name for s in specs] == ["problem1", "problem2"]

@@ -8,7 +8,7 @@ grader.demo`` (s01-ada: all right, s02-ben: typical mistakes, s03-cy: blank) plu
 one exercise solved), ``python -m grader autograde submitted/``, ``nbgrader export``. The
 grades are checked three ways: the autograde JSON, the exported CSV and SQL run directly
 against PostgreSQL with psycopg2; no sqlite gradebook may appear. The cycle ends with ``python
--m grader.classreport`` on the same JSON.
+-m grader.engine.classreport`` on the same JSON.
 
 Skipped (with the reason) only when the PostgreSQL server binaries or psycopg2 are missing;
 ``bash scripts/setup.sh`` installs both.
@@ -351,7 +351,7 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
 
     # the cycle ends with the class report, read from the same autograde JSON
     _run(
-        [sys.executable, "-m", "grader.classreport", str(tmp_path / "results.json"),
+        [sys.executable, "-m", "grader.engine.classreport", str(tmp_path / "results.json"),
          "--out", str(tmp_path / "class")],
         course, env,
     )  # fmt: skip

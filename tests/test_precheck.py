@@ -1,4 +1,4 @@
-"""grader.precheck: reading submitted notebooks and repairing their graded cells."""
+"""grader.engine.precheck: reading submitted notebooks and repairing their graded cells."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from conftest import REPO, real_assignments, tiny_release, tiny_submission, write_nb
 
-from grader.precheck import hidden_checks, load_source, precheck, precheck_notebook
+from grader.engine.precheck import hidden_checks, load_source, precheck, precheck_notebook
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Faster recording (issue 12) must record exactly what nbgrader's own steps record.
 
-``grader.autograde.FAST_RECORDING`` switches the run's shared SQLAlchemy engine
-(:func:`grader.gradebook.shared_engines`) and the single collecting session on and off; the
+``grader.engine.autograde.FAST_RECORDING`` switches the run's shared SQLAlchemy engine
+(:func:`grader.engine.gradebook.shared_engines`) and the single collecting session on and off; the
 gradebook rows and the autograded notebooks of both runs must be the same.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from grader import autograde as ag
-from grader import gradebook as gbmod
+from grader.engine import autograde as ag
+from grader.engine import gradebook as gbmod
 
 pytestmark = pytest.mark.e2e  # real nbgrader, worker pools
 

@@ -1,4 +1,4 @@
-"""Tests for grader.reports: every format read back by an independent parser."""
+"""Tests for grader.engine.reports: every format read back by an independent parser."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from grader import reports
+from grader.engine import reports
 
 
 def _result() -> dict[str, Any]:
@@ -139,7 +139,7 @@ def test_markdown_cell_limit() -> None:
 
 
 def _validate_classroom(payload: dict[str, Any]) -> None:
-    """The field list the Classroom reporter reads (see grader/reports.py)."""
+    """The field list the Classroom reporter reads (see grader/engine/reports.py)."""
     assert set(payload) == {"version", "status", "max_score", "tests"}
     assert payload["version"] == 1
     assert payload["status"] in {"pass", "fail", "error"}
@@ -231,7 +231,7 @@ def test_bad_results_field_is_a_clear_error() -> None:
 
 
 def test_reports_do_not_import_torch() -> None:
-    code = "import sys, grader.reports; print('torch' in sys.modules)"
+    code = "import sys, grader.engine.reports; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

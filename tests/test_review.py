@@ -1,13 +1,13 @@
-"""grader.forbidden.tamper_scan flags what could forge, skip or evade, and nothing else;
-grader.review turns its findings into review entries and keeps stderr from zeroing a cell."""
+"""grader.engine.forbidden.tamper_scan flags what could forge, skip or evade, and nothing else;
+grader.engine.review turns its findings into review entries and keeps stderr from zeroing a cell."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
 
-from grader import forbidden
-from grader.review import flagged_grade_ids, review_findings, stderr_as_display
+from grader.engine import forbidden
+from grader.engine.review import flagged_grade_ids, review_findings, stderr_as_display
 
 #: What students really write in notebooks. None of it can forge a record, skip a graded cell
 #: or hide a forbidden call, so none of it is a finding.
@@ -229,8 +229,8 @@ def _flagged_result() -> dict:
 
 
 def test_reports_list_the_review_and_keep_the_score() -> None:
-    from grader import classreport, reports
     from grader.cli import exit_status, grade_table
+    from grader.engine import classreport, reports
 
     result = _flagged_result()
     md = reports.markdown_summary(result)

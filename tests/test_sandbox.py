@@ -1,4 +1,4 @@
-"""grader.sandbox: what a submission can and cannot see or do inside bubblewrap."""
+"""grader.engine.sandbox: what a submission can and cannot see or do inside bubblewrap."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from refs import ASSIGNMENTS
 
-from grader import sandbox
+from grader.engine import sandbox
+from grader.engine.worker import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
 from grader.runtime.staging import staged_files
-from grader.worker import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = Limits(
@@ -194,7 +194,8 @@ def test_worker_modules_are_declared_explicitly() -> None:
     declarations and cases; never a reference, a mistake, a judge or the engine."""
     staged = sandbox.worker_modules(REPO / "grader")
     assert staged == staged_files(REPO / "grader")
-    assert {"__init__.py", "forbidden.py", "runtime/probe.py", "runtime/declare.py"} <= set(staged)
+    assert {"__init__.py", "engine/forbidden.py", "runtime/probe.py",
+            "runtime/declare.py"} <= set(staged)
     for assignment in ASSIGNMENTS:
         assert f"course/{assignment}/cases.py" in staged
         assert f"course/{assignment}/exercises.py" in staged
@@ -202,7 +203,7 @@ def test_worker_modules_are_declared_explicitly() -> None:
         assert Path(name).name not in ("reference.py", "mistakes.py", "judges.py", "checks.py",
                                        "registry.py"), name
     # the declaration is read without torch: the grader's process starts workers cheaply
-    code = ("import sys, grader.runtime.staging, grader.sandbox\n"
+    code = ("import sys, grader.runtime.staging, grader.engine.sandbox\n"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

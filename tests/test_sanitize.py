@@ -1,4 +1,4 @@
-"""The sanitiser of student content (grader/sanitize.py) without a browser.
+"""The sanitiser of student content (grader/engine/sanitize.py) without a browser.
 
 * every payload of tests/xss/corpus.py, in a markdown cell, renders (as formgrader renders
   it) without a script element, an event handler, a ``javascript:``/``data:text/html`` URL,
@@ -26,8 +26,8 @@ import pytest
 from conftest import run_nbgrader, tiny_submission, write_nb
 from xss import corpus
 
-from grader import sanitize
-from grader.feedback import add_content_security_policy, content_security_policy
+from grader.engine import sanitize
+from grader.engine.feedback import add_content_security_policy, content_security_policy
 
 BEACON = "http://127.0.0.1:9/beacon"
 ACTIVE_TAGS = {"script", "iframe", "frame", "object", "embed", "base", "meta", "link", "form",
@@ -187,7 +187,7 @@ def test_feedback_csp() -> None:
 
 
 def test_class_report_escapes_html() -> None:
-    from grader.classreport import _cell
+    from grader.engine.classreport import _cell
 
     assert "<img" not in _cell('<img src=x onerror="alert(1)"> | x'), _cell("<img>")
 
@@ -226,7 +226,7 @@ def _assert_sanitized(path: Path, outputs: bool) -> None:
 
 def test_stock_engine_and_plain_nbgrader_write_sanitized_notebooks(
         tiny_course: Path, tmp_path: Path) -> None:
-    from grader.autograde import autograde
+    from grader.engine.autograde import autograde
 
     sub = write_nb(_hostile(tiny_course, scratch=True), tmp_path / "in" / "zoe.ipynb")
     work = tmp_path / "work"
@@ -252,7 +252,7 @@ def test_stock_engine_and_plain_nbgrader_write_sanitized_notebooks(
 
 def test_fast_engine_direct_and_recorded_paths_list_removals(
         tiny_course: Path, tmp_path: Path, tiny_pool_factory: Any, tiny_judge: Any) -> None:
-    from grader.autograde import autograde
+    from grader.engine.autograde import autograde
 
     sub = write_nb(_hostile(tiny_course, scratch=False), tmp_path / "in" / "zoe.ipynb")
     direct = autograde([sub], "tiny", course=tiny_course, pool_factory=tiny_pool_factory,
@@ -291,7 +291,7 @@ HOSTILE_ID = 'eve<img src=x onerror="alert(1)">'
 
 def test_hostile_student_id_is_renamed_by_the_cli_and_refused_by_stock_nbgrader(
         tiny_course: Path, tmp_path: Path, tiny_pool_factory: Any, tiny_judge: Any) -> None:
-    from grader.autograde import autograde
+    from grader.engine.autograde import autograde
 
     subs = tmp_path / "in" / "submitted"
     write_nb(tiny_submission(tiny_course), subs / HOSTILE_ID / "tiny" / "tiny.ipynb")

@@ -1,5 +1,5 @@
-"""grader.worker: warm fork servers run submissions with Jupyter-like outputs, isolated state,
-probe records tagged by cell, and a clear error for every kind of abuse.
+"""grader.engine.worker: warm fork servers run submissions with Jupyter-like outputs, isolated
+state, probe records tagged by cell, and a clear error for every kind of abuse.
 
 The servers here use a stub ``grader`` package (``package_dir``) so the tests do not depend on
 the real probe, and small limits so the abuse cases stay fast.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
+from grader.engine.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
 
 pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
 

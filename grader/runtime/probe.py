@@ -35,7 +35,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from grader import forbidden
+from grader.engine import forbidden
 from grader.runtime.declare import Case, Exercise
 
 #: The package holding the course's assignments (one subpackage per assignment).

@@ -13,7 +13,8 @@ from pathlib import Path
 #: The runtime and the engine modules it needs, relative to the grader package.
 RUNTIME_FILES: tuple[str, ...] = (
     "__init__.py",
-    "forbidden.py",
+    "engine/__init__.py",
+    "engine/forbidden.py",
     "runtime/__init__.py",
     "runtime/declare.py",
     "runtime/probe.py",

@@ -1,7 +1,7 @@
 """Autograde submissions: precheck, run, judge, record with nbgrader, and build the result.
 
 :func:`autograde` is the whole job behind ``python -m grader autograde``; it returns the
-result dict that :mod:`grader.reports` turns into JSON, JUnit, Markdown and Classroom files::
+result dict that :mod:`grader.engine.reports` turns into JSON, JUnit, Markdown and Classroom files::
 
     {"assignment": "channels_pooling",
      "results": [{"student": "ada", "assignment": "channels_pooling",
@@ -22,7 +22,7 @@ with ``SaveAutoGrades``), so the gradebook, ``nbgrader export``, formgrader and
 ``nbgrader generate_feedback`` work unchanged:
 
 * ``nbgrader``: stock execution, one Jupyter kernel per notebook;
-* ``fast`` (default): every submission first runs in :class:`grader.worker.WorkerPool`
+* ``fast`` (default): every submission first runs in :class:`grader.engine.worker.WorkerPool`
   (forked, sandboxed workers, in parallel); nbgrader's ``Execute`` preprocessor is replaced
   by :class:`PrecomputedExecute`, which puts the worker's outputs into the notebook and judges
   each hidden check in this process with :func:`grader.checks.judge`. A failed verdict becomes
@@ -53,9 +53,9 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from grader import gradebook as gbmod
-from grader import settings
-from grader.precheck import PrecheckResult, SourceSpec, is_test_cell, load_sources, precheck
+from grader.engine import gradebook as gbmod
+from grader.engine import settings
+from grader.engine.precheck import PrecheckResult, SourceSpec, is_test_cell, load_sources, precheck
 
 __all__ = [
     "AutogradeError",
@@ -67,7 +67,7 @@ __all__ = [
 
 ENGINES = ("fast", "nbgrader")
 #: Record with one SQLAlchemy engine for all of a run's gradebook opens
-#: (:func:`grader.gradebook.shared_engines`) and one gradebook session for collecting the
+#: (:func:`grader.engine.gradebook.shared_engines`) and one gradebook session for collecting the
 #: entries. Off: a new engine per open, as nbgrader does; the rows are the same either way
 #: (tests/test_record_speed.py).
 FAST_RECORDING = True
@@ -239,9 +239,9 @@ def _grade_id(cell: NotebookNode) -> str | None:
 
 
 def cell_jobs(nb: NotebookNode) -> list[Any]:
-    """The code cells of a notebook as :class:`grader.worker.CellJob` objects."""
+    """The code cells of a notebook as :class:`grader.engine.worker.CellJob` objects."""
     try:
-        from grader.worker import CellJob
+        from grader.engine.worker import CellJob
     except ImportError:  # the worker module is not installed: a plain stand-in
         CellJob = _CellJob  # noqa: N806
 
@@ -265,7 +265,7 @@ def _job_key(nb: NotebookNode) -> list[tuple[int, str]]:
 
 
 def _student_source(nb: NotebookNode) -> str:
-    from grader.forbidden import join_cells
+    from grader.engine.forbidden import join_cells
 
     return join_cells(c.source for c in nb.cells
                       if c.cell_type == "code" and not is_test_cell(c))
@@ -354,7 +354,7 @@ def apply_run(
         if failure is not None:
             message, hint = failure
             # what the cell printed stays visible, stderr included (KeepStderrVisible makes
-            # that text harmless to the score, grader/review.py)
+            # that text harmless to the score, grader/engine/review.py)
             kept = [o for o in outputs if o.get("output_type") in ("stream", "display_data")]
             cell.outputs = kept + [_error_output("AssertionError", message,
                                                  [f"AssertionError: {message}"])]
@@ -582,7 +582,7 @@ def _message(cell: NotebookNode) -> str:
         if out.get("output_type") == "stream" and out.get("name") == "stderr":
             text = str(out.get("text", "")).strip().splitlines()
             return ("the cell wrote to stderr, which stock nbgrader scores 0 (add "
-                    "grader.review.KeepStderrVisible to the course's autograde steps): "
+                    "grader.engine.review.KeepStderrVisible to the course's autograde steps): "
                     + (text[-1] if text else ""))
     return ""
 
@@ -665,7 +665,7 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
     gradebook: for submissions graded in a throw-away course, whose gradebook nobody reads."""
     from nbgrader.utils import determine_grade
 
-    from grader.review import flagged_grade_ids, review_findings, stderr_as_display
+    from grader.engine.review import flagged_grade_ids, review_findings, stderr_as_display
 
     stderr_as_display(nb)  # what KeepStderrVisible does on the recorded path
     cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
@@ -685,7 +685,7 @@ def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> N
     """Put the tamper scan's findings (``review``) and each test's ``needs_manual_grade`` into
     ``entry``. ``flagged`` is what the gradebook flags (or, without one, what FlagForReview
     would): nbgrader itself flags a grade that has a manual score."""
-    from grader.review import review_findings
+    from grader.engine.review import review_findings
 
     entry["review"] = [f.to_dict() for f in review_findings(nb)]
     for test in entry["tests"]:
@@ -693,9 +693,9 @@ def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> N
 
 
 def _sanitized_list(nb: NotebookNode, sanitize: bool = False) -> list[dict[str, Any]]:
-    """What grader.sanitize removed from the student's content (``sanitize``: the notebook is
+    """What grader.engine.sanitize removed from the student's content (``sanitize``: the notebook is
     not written anywhere, so just find out)."""
-    from grader.sanitize import sanitize_notebook, sanitized_list
+    from grader.engine.sanitize import sanitize_notebook, sanitized_list
 
     return sanitize_notebook(copy.deepcopy(nb)) if sanitize else sanitized_list(nb)
 
@@ -729,7 +729,7 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
 
 
 def _default_pool_factory(jobs: int | None, sandbox: bool, timeout: float | None) -> Any:
-    from grader.worker import Limits, WorkerPool
+    from grader.engine.worker import Limits, WorkerPool
 
     limits = Limits()
     if timeout:
@@ -848,7 +848,7 @@ def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
                 timeout: float | None, seed: int, course_root: Path, source_dir: Path,
                 checks: bool) -> Any:
     """Make the worker pool, give it the run's seed and what the course preloads
-    (:mod:`grader.settings`; the checks' runtime only where hidden tests call ``grader``
+    (:mod:`grader.engine.settings`; the checks' runtime only where hidden tests call ``grader``
     checks), and start one server in the background."""
     try:
         pool = factory(jobs, sandbox, timeout)

@@ -20,7 +20,7 @@ This module turns one or more of those files into what an instructor reads after
 
 Command line::
 
-    python -m grader.classreport results.json [more.json ...] --out reports/class
+    python -m grader.engine.classreport results.json [more.json ...] --out reports/class
 
 matplotlib is imported only when the histogram is drawn (Agg backend, no display needed).
 """
@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.reports import several_notebooks, test_name
+from grader.engine.reports import several_notebooks, test_name
 
 __all__ = [
     "ReportError",
@@ -265,7 +265,7 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
 
 def _review_rows(entries: list[dict[str, Any]], qualified: bool) -> list[dict[str, Any]]:
     """The submissions the tamper scan flagged for review: who, which cells, what it saw
-    (cells named as :func:`grader.reports.test_name` names them)."""
+    (cells named as :func:`grader.engine.reports.test_name` names them)."""
     rows = []
     for entry in sorted(entries, key=lambda e: e["student"]):
         review = entry.get("review")
@@ -320,8 +320,9 @@ def _fmt(value: float | None) -> str:
 
 def _cell(text: Any, limit: int | None = 300) -> str:
     """``text`` (a student's message, id, ...) made safe for one Markdown table cell: one
-    line, no markup (HTML becomes entities, see :func:`grader.reports.escape_markdown_cell`)."""
-    from grader.reports import escape_markdown_cell
+    line, no markup (HTML becomes entities, see
+    :func:`grader.engine.reports.escape_markdown_cell`)."""
+    from grader.engine.reports import escape_markdown_cell
 
     return escape_markdown_cell(" ".join(str(text).split()), limit=limit)
 
@@ -516,12 +517,12 @@ def write_report(results: Iterable[dict[str, Any]], out_dir: str | Path) -> dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m grader.classreport RESULTS.json [...] --out DIR``.
+    """Command line: ``python -m grader.engine.classreport RESULTS.json [...] --out DIR``.
 
     Exit status 0 when the report was written, 2 when a result file cannot be read.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m grader.classreport",
+        prog="python -m grader.engine.classreport",
         description="Class report (pass rates, misconceptions, score histogram) "
         "from autograde result JSON files.",
     )

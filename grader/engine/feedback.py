@@ -7,7 +7,7 @@ strips the hidden-test regions from the cells and from their tracebacks before r
 the feedback shows the visible asserts and each check's message only. ``nbgrader_config.py``
 puts it into ``GenerateFeedback.preprocessors``.
 
-Student content in feedback is made inert by :class:`grader.sanitize.SanitizeStudentContent`
+Student content in feedback is made inert by :class:`grader.engine.sanitize.SanitizeStudentContent`
 (also in ``GenerateFeedback.preprocessors``, so an autograded folder made before it existed is
 covered); :class:`FeedbackHTMLExporter` adds a Content-Security-Policy to the page as a second
 line of defence.
@@ -67,7 +67,7 @@ class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
 
 # ---------------------------------------------------------------------------------------------
 # a Content-Security-Policy for the feedback HTML (second line of defence behind
-# grader.sanitize): the page may run only the scripts its own template put in <head>
+# grader.engine.sanitize): the page may run only the scripts its own template put in <head>
 
 
 _HEAD = re.compile(r"<head\b[^>]*>(.*?)</head>", re.S | re.I)

@@ -1,4 +1,4 @@
-"""The bubblewrap sandbox around the warm fork servers of :mod:`grader.worker`.
+"""The bubblewrap sandbox around the warm fork servers of :mod:`grader.engine.worker`.
 
 Each fork server runs as ``bwrap ... python convgrade_worker.py`` with
 
@@ -24,7 +24,7 @@ included) and the rlimits apply to that user directly.
 
 Inside, the child can write only to its own working directory under the private /tmp
 (``/tmp`` itself, ``/dev/shm`` and every bind are read-only or root-owned). bwrap 0.8 cannot
-cap a tmpfs's size, so the server watches /tmp's usage instead (:mod:`grader.worker`).
+cap a tmpfs's size, so the server watches /tmp's usage instead (:mod:`grader.engine.worker`).
 Not done here: seccomp filtering, and a cgroup for the whole sandbox (memory and pids are
 limited per process with rlimits; ``max_processes`` x ``memory_bytes`` is the worst case).
 """
@@ -62,7 +62,7 @@ BWRAP_ENV = "CONVGRADE_BWRAP"
 SANDBOX_STAGE = "/opt/convgrade"
 #: Where the virtual environment is mounted inside the sandbox.
 SANDBOX_VENV = "/venv"
-#: Name of the fork-server script in the stage (a copy of grader/worker.py).
+#: Name of the fork-server script in the stage (a copy of grader/engine/worker.py).
 SERVER_SCRIPT = "convgrade_worker.py"
 
 _SERVER_CAPS = (

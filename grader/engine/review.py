@@ -9,7 +9,8 @@ Two steps of the autograde pipeline, both listed in ``c.Autograde.autograde_prep
   ``display_data`` output: still shown in the autograded notebook and in the feedback, no
   longer a zero. Errors (a failed assert, a failed check) still score 0.
 * :class:`FlagForReview`, after ``SaveAutoGrades``: when the tamper scan
-  (:func:`grader.forbidden.tamper_scan`) finds something in the student's code, the test cells
+  (:func:`grader.engine.forbidden.tamper_scan`) finds something in the student's code, the test
+  cells
   that ran after it keep the score the checks gave and are flagged ``needs_manual_grade`` in
   the gradebook, so formgrader lists them for the instructor. The scan never zeroes a grade.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from grader.precheck import is_test_cell
+from grader.engine.precheck import is_test_cell
 
 __all__ = ["FlagForReview", "KeepStderrVisible", "ReviewFinding", "flagged_grade_ids",
            "review_findings", "stderr_as_display"]
@@ -74,7 +75,7 @@ def review_findings(nb: NotebookNode) -> list[ReviewFinding]:
     affects the test cells after its own cell only: code cannot change a record that was
     already sent.
     """
-    from grader.forbidden import join_cells, locate, tamper_scan
+    from grader.engine.forbidden import join_cells, locate, tamper_scan
 
     student = [(i, c) for i, c in enumerate(nb.cells)
                if c.cell_type == "code" and not is_test_cell(c)]

@@ -47,7 +47,7 @@ def find_course_root(course: str | os.PathLike[str] | None = None) -> Path:
     cwd = Path.cwd()
     if (cwd / "nbgrader_config.py").exists():
         return cwd.resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def load_config(course_root: str | os.PathLike[str]) -> Any:

@@ -6,7 +6,7 @@ fresh child for each submission. The child runs the code cells in notebook order
 (so magics, ``display`` and last-expression results behave as in Jupyter) and sends what
 happened back as JSON lines; nothing one student defines or patches survives into the next
 child. :class:`WorkerPool` keeps ``jobs`` such servers, each inside bubblewrap
-(:mod:`grader.sandbox`), and restarts one that dies.
+(:mod:`grader.engine.sandbox`), and restarts one that dies.
 
 Protocol (all of it data, never pickles):
 
@@ -33,7 +33,7 @@ Limits per submission (:class:`Limits`), and how they are enforced:
 * wall clock: the server SIGKILLs the child's process group, then every other process in the
   sandbox's PID namespace (without bwrap: every descendant; the server is a subreaper);
 * processes: ``RLIMIT_NPROC``; in the sandbox, as root, each server's children run as their own
-  unprivileged uid so that the limit really applies (see :mod:`grader.sandbox`);
+  unprivileged uid so that the limit really applies (see :mod:`grader.engine.sandbox`);
 * files: ``RLIMIT_FSIZE`` per file, and in the sandbox the private tmpfs /tmp is watched so the
   total written stays under ``max_file_bytes`` too; the child's temp dir is removed afterwards;
 * output: the server stops reading and kills the child after ``max_output_bytes``.
@@ -83,9 +83,9 @@ __all__ = [
     "WorkerPool",
 ]
 
-try:  # the parent imports this module as grader.worker; the server runs it as a script
-    from grader.sandbox import SandboxUnavailable
-except ImportError:  # pragma: no cover - inside the stage, grader.sandbox is not staged
+try:  # the parent imports this module as grader.engine.worker; the server runs it as a script
+    from grader.engine.sandbox import SandboxUnavailable
+except ImportError:  # pragma: no cover - inside the stage, grader.engine.sandbox is not staged
 
     class SandboxUnavailable(RuntimeError):  # type: ignore[no-redef]
         """bubblewrap is missing or cannot start a sandbox on this machine."""
@@ -707,7 +707,7 @@ class _Server:
         os.environ["IPYTHONDIR"] = os.path.join(self.workroot, ".ipython")
         os.environ["MPLCONFIGDIR"] = os.path.join(self.workroot, ".matplotlib")
         sys.meta_path[:] = [f for f in sys.meta_path if not _is_editable_finder(f)]
-        # what the course declares (c.ConvGrade.preload, grader/settings.py), nothing else
+        # what the course declares (c.ConvGrade.preload, grader/engine/settings.py), nothing else
         for name in self.config.get("preload", ("numpy", "torch")):
             try:
                 __import__(name)
@@ -1327,7 +1327,7 @@ class WorkerPool:
     present.
     ``preload_matplotlib`` imports pyplot (inline backend) in each server: about 1.5 s more
     start-up, saved by every child that plots. ``preload`` names the modules each server
-    imports once (the course's ``c.ConvGrade.preload``, :mod:`grader.settings`);
+    imports once (the course's ``c.ConvGrade.preload``, :mod:`grader.engine.settings`);
     ``preload_probe`` imports the hidden checks' runtime (``grader.runtime.probe``) too.
     """
 
@@ -1344,7 +1344,7 @@ class WorkerPool:
         preload: Sequence[str] = ("numpy", "torch"),
         preload_probe: bool = True,
     ) -> None:
-        from grader import sandbox as sandbox_mod
+        from grader.engine import sandbox as sandbox_mod
 
         self.jobs = max(1, jobs or len(os.sched_getaffinity(0)))
         self.sandbox = sandbox
@@ -1357,7 +1357,8 @@ class WorkerPool:
         self._bwrap = sandbox_mod.find_bwrap(bwrap) if sandbox else None
         self._root = Path(tempfile.mkdtemp(prefix="convgrade-pool-"))
         os.chmod(self._root, 0o755)
-        package = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+        package = (Path(package_dir) if package_dir is not None
+                   else Path(__file__).resolve().parents[1])
         try:
             self._stage = sandbox_mod.stage(package, Path(__file__).resolve(), self._root / "stage")
             if sandbox:

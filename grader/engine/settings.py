@@ -75,7 +75,7 @@ def declared_preload(course_root: str | Path) -> list[str]:
     literal = _literal_preload(text)
     if literal is not None:
         return literal
-    from grader.gradebook import load_config
+    from grader.engine.gradebook import load_config
 
     return list(course_settings(load_config(course_root)).preload)
 
@@ -83,7 +83,7 @@ def declared_preload(course_root: str | Path) -> list[str]:
 def has_hidden_checks(source_dir: str | Path) -> bool:
     """Whether any source notebook in ``source_dir`` calls a ``grader`` check in its hidden
     tests (then the worker preloads the checks' runtime, and the judge is needed)."""
-    from grader.precheck import hidden_checks
+    from grader.engine.precheck import hidden_checks
 
     for path in Path(source_dir).glob("*.ipynb"):
         try:
