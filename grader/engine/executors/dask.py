@@ -133,8 +133,9 @@ class DaskExecutor:
     ``run``, ``warm``, ``server_info``, ``close`` and the run's settings as attributes)."""
 
     def __init__(self, address: str, *, sandbox: bool = True, limits: Any = None,
-                 connect_timeout: float = CONNECT_TIMEOUT,
-                 worker_timeout: float = WORKER_TIMEOUT) -> None:
+                 connect_timeout: float | None = None,
+                 worker_timeout: float | None = None) -> None:
+        connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         self.address = address
         self.sandbox = sandbox
         self.limits = limits if limits is not None else local.Limits()
@@ -142,7 +143,7 @@ class DaskExecutor:
         self.preload: Sequence[str] = ("numpy", "torch")
         self.preload_probe = True
         self.preload_matplotlib = True
-        self.worker_timeout = worker_timeout
+        self.worker_timeout = WORKER_TIMEOUT if worker_timeout is None else worker_timeout
         self._plugin = f"convgrade-pool-{uuid.uuid4().hex[:12]}"
         self._registering: threading.Thread | None = None
         self._registered = False
@@ -150,12 +151,17 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._cluster: LocalCluster | None = None
         n = parse_local(address)
-        try:
-            if n is not None:
+        if n is not None:
+            try:
                 self._cluster = LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR)
-                address = self._cluster.scheduler_address
+                    dashboard_address=":0", silence_logs=logging.ERROR)
+            except Exception as exc:
+                raise ClusterUnavailable(
+                    f"could not start a local Dask cluster of {n} workers "
+                    f"({type(exc).__name__}: {exc})") from exc
+            address = self._cluster.scheduler_address
+        try:
             self._client = Client(address, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             if self._cluster is not None:
