@@ -103,8 +103,9 @@ def run_submission(cells: list[dict[str, Any]], plugin: str) -> dict[str, Any]:
     return local.run_to_data(mine.pool.run(local.cells_from_data(cells)))
 
 
-def _pool_info(plugin: str) -> list[dict[str, Any]]:
-    mine = get_worker().plugins.get(plugin)
+def _pool_info(plugin: str, dask_worker: Any = None) -> list[dict[str, Any]]:
+    """What the worker's pool says of its servers (``Client.run`` passes ``dask_worker``)."""
+    mine = (dask_worker or get_worker()).plugins.get(plugin)
     pool = getattr(mine, "pool", None)
     return pool.server_info() if pool is not None else []
 
