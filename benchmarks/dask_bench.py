@@ -164,7 +164,6 @@ def _noop_rate(client: Any, n: int) -> float:
     client.gather(futures)
     rate = n / (time.perf_counter() - t0)
     client.cancel(futures)
-    print(f"      no-op tasks: {n} in {n / rate:.1f} s = {rate:.0f} tasks/s", flush=True)
     return rate
 
 
@@ -219,6 +218,9 @@ def _executors(n_jobs: list[list[Any]], course: Path, assignment: str, seed: int
                   f"{wall:7.1f} s = {len(n_jobs) / wall:6.1f}/s   {len(trivial)} trivial "
                   f"{twall:6.1f} s = {twall / len(trivial) * 1000:6.1f} ms/task   "
                   f"(load {figures[kind]['load']:.1f})", flush=True)
+            if "noop_rate" in figures[kind]:
+                print(f"  {'':<24} no-op tasks through the scheduler: "
+                      f"{figures[kind]['noop_rate']:.0f} tasks/s", flush=True)
         finally:
             pool.close()
             if cluster is not None:
