@@ -81,6 +81,7 @@ def test_fast_recording_records_what_nbgrader_records(demo_course: Path, tmp_pat
 
 def test_shared_engines_share_one_engine_and_restore_nbgrader(tmp_path: Path) -> None:
     import nbgrader.api as nbapi
+    import sqlalchemy
     from nbgrader.api import Gradebook
     from sqlalchemy import text
 
@@ -97,7 +98,63 @@ def test_shared_engines_share_one_engine_and_restore_nbgrader(tmp_path: Path) ->
             assert second.db.execute(text("PRAGMA synchronous")).scalar() == 2
         with Gradebook(f"sqlite:///{tmp_path / 'other.db'}") as other:
             assert other.engine is not engine, "another database shared the engine"
+            # the schema check is per engine: the other database got its tables
+            assert sqlalchemy.inspect(other.engine).get_table_names()
     assert nbapi.create_engine is real, "nbgrader.api.create_engine was not restored"
+    assert "create_all" not in vars(nbapi.Base.metadata), "create_all was not restored"
+    assert nbapi.inspect is sqlalchemy.inspect, "nbgrader.api.inspect was not restored"
     assert "dispose" not in vars(engine), "the shared engine kept its no-op dispose"
     with Gradebook(url) as later:
         assert later.engine is not engine
+
+
+def test_transaction_keeps_nbgrader_commits_and_rollbacks_in_one_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside ``SharedEngines.transaction`` each Gradebook's commit is a savepoint released and
+    each rollback a rollback to its own savepoint; the disk sees one commit at the end, and
+    what nbgrader committed before an exception stays."""
+    import sqlite3
+
+    import nbgrader.api as nbapi
+    from nbgrader.api import Gradebook, InvalidEntry
+    from sqlalchemy.engine import default
+
+    db = tmp_path / "gradebook.db"
+    url = f"sqlite:///{db}"
+    gbmod.prepare_gradebook(url)
+    commits: list[int] = []
+    real_commit = default.DefaultDialect.do_commit
+
+    def counted(self: Any, dbapi_connection: Any) -> None:
+        commits.append(1)
+        real_commit(self, dbapi_connection)
+
+    monkeypatch.setattr(default.DefaultDialect, "do_commit", counted)
+    real_sessionmaker = nbapi.sessionmaker
+
+    def students() -> list[str]:
+        with sqlite3.connect(db) as conn:
+            return sorted(r[0] for r in conn.execute("SELECT id FROM student"))
+
+    with gbmod.shared_engines() as shared:
+        with shared.transaction(url):
+            with Gradebook(url) as gb:
+                gb.add_student("ann")
+            with Gradebook(url) as gb, pytest.raises(InvalidEntry):
+                gb.add_student("ann")  # nbgrader's IntegrityError, rolled back to its savepoint
+            with Gradebook(url) as gb:
+                gb.add_student("bob")
+                assert [s.id for s in gb.students] == ["ann", "bob"]
+            assert students() == [], "the transaction reached the disk before its end"
+            before = len(commits)
+        assert len(commits) == before + 1, "the transaction did not end in one commit"
+        assert students() == ["ann", "bob"]
+        with pytest.raises(RuntimeError), shared.transaction(url):
+            with Gradebook(url) as gb:
+                gb.add_student("cy")
+            raise RuntimeError("nbgrader failed after committing cy")
+        assert students() == ["ann", "bob", "cy"], "what nbgrader committed was lost"
+        with Gradebook(url) as gb:  # outside a transaction: nbgrader's own commits
+            gb.add_student("dee")
+        assert students() == ["ann", "bob", "cy", "dee"]
+    assert nbapi.sessionmaker is real_sessionmaker, "nbgrader.api.sessionmaker was not restored"
