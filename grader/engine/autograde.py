@@ -54,7 +54,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.engine import gradebook as gbmod
-from grader.engine import settings
+from grader.engine import settings, speedups
 from grader.engine.precheck import PrecheckResult, SourceSpec, is_test_cell, load_sources, precheck
 
 __all__ = [
@@ -897,6 +897,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
     shared: gbmod.SharedEngines | None = None
     if FAST_RECORDING:  # every gradebook open of this run on one engine
         shared = fast_db.enter_context(gbmod.shared_engines())
+        fast_db.enter_context(speedups.cached_metadata_schemas())
     try:
         for own in students.values() if not direct else []:
             _stage(ws, own, assignment)
