@@ -271,3 +271,48 @@ def test_cached_metadata_schemas_validate_as_nbgrader(meta: dict[str, Any]) -> N
         cached = [outcome(), outcome()]
     assert common.jsonschema is real
     assert cached == [stock, stock]
+
+
+def test_remembered_notebook_validation_validates_as_nbformat(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid notebook seen before is not validated again; a changed or an invalid one is,
+    every time, with nbformat's own error."""
+    import nbformat as nbf
+
+    from grader.engine import speedups
+
+    nb = nbf.v4.new_notebook(cells=[nbf.v4.new_code_cell("x = 1")])
+    bad = nbf.v4.new_notebook(cells=[nbf.v4.new_code_cell("x = 1")])
+    bad.cells[0]["outputs"] = [{"output_type": "nonsense"}]
+    seen: list[Any] = []
+    real = nbf.validate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[0] if args else None)
+        return real(*args, **kwargs)
+
+    def calls() -> int:  # validations of the two whole notebooks (not of new cells)
+        return sum(1 for x in seen if x is nb or x is bad)
+
+    monkeypatch.setattr(nbf, "validate", counted)
+    with pytest.raises(nbf.ValidationError) as stock:
+        real(bad, relax_add_props=True)
+    with speedups.remembered_notebook_validation():
+        assert nbf.validate(nb, relax_add_props=True) is None
+        assert nbf.validate(nb, relax_add_props=True) is None
+        assert calls() == 1, "a valid notebook seen before was validated again"
+        nbf.validate(nb)  # other arguments: validated
+        assert calls() == 2
+        nb.cells[0].source = "x = 2"
+        nbf.validate(nb, relax_add_props=True)
+        assert calls() == 3, "a changed notebook was not validated"
+        for _ in range(2):
+            with pytest.raises(nbf.ValidationError) as err:
+                nbf.validate(bad, relax_add_props=True)
+            assert str(err.value) == str(stock.value)
+        assert calls() == 5, "an invalid notebook was not validated each time"
+        # nbformat's own writes and nbconvert's exporter look the name up at call time
+        nbf.writes(nb)
+        nbf.writes(nb)
+        assert calls() == 6, "nbformat.writes did not go through the remembered validation"
+    assert nbf.validate is counted

@@ -67,8 +67,10 @@ __all__ = [
 
 ENGINES = ("fast", "nbgrader")
 #: Record with one SQLAlchemy engine for all of a run's gradebook opens
-#: (:func:`grader.engine.gradebook.shared_engines`) and one gradebook session for collecting the
-#: entries. Off: a new engine per open, as nbgrader does; the rows are the same either way
+#: (:func:`grader.engine.gradebook.shared_engines`), each fast-engine student in one gradebook
+#: transaction, nbgrader's schema checks and notebook validations done once
+#: (:mod:`grader.engine.speedups`) and one gradebook session for collecting the entries. Off:
+#: nbgrader's own path; the rows and notebooks are the same either way
 #: (tests/test_record_speed.py).
 FAST_RECORDING = True
 _STUDENT_RE = re.compile(r"[^A-Za-z0-9_.@+-]+")
@@ -898,6 +900,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
     if FAST_RECORDING:  # every gradebook open of this run on one engine
         shared = fast_db.enter_context(gbmod.shared_engines())
         fast_db.enter_context(speedups.cached_metadata_schemas())
+        fast_db.enter_context(speedups.remembered_notebook_validation())
     try:
         for own in students.values() if not direct else []:
             _stage(ws, own, assignment)

@@ -9,13 +9,15 @@ and without them, ``grader.engine.autograde.FAST_RECORDING``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import types
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["cached_metadata_schemas"]
+__all__ = ["cached_metadata_schemas", "remembered_notebook_validation"]
 
 
 @contextlib.contextmanager
@@ -59,3 +61,58 @@ def cached_metadata_schemas() -> Iterator[None]:
         yield
     finally:
         common.jsonschema = real
+
+
+#: how many valid notebooks :func:`remembered_notebook_validation` remembers
+REMEMBERED_NOTEBOOKS = 256
+
+
+@contextlib.contextmanager
+def remembered_notebook_validation() -> Iterator[None]:
+    """While active, ``nbformat.validate`` skips a notebook it has found valid before.
+
+    nbconvert validates the whole notebook after every preprocessor of nbgrader's two passes
+    (about a dozen times per notebook, most of them after a step that changed nothing), and
+    nbformat again on every read and write; each costs several milliseconds. Here a
+    validation that passed without changing the notebook is remembered by the digest of the
+    notebook's JSON (keys sorted) and the call's arguments, and the same call on the same
+    content returns at once, as it would have returned. Everything else (a notebook not seen
+    before, one the call changed or found invalid, other arguments) goes to nbformat's own
+    validation, so every error is raised and logged as before.
+    """
+    import nbformat
+
+    real = nbformat.validate
+    valid: OrderedDict[bytes, None] = OrderedDict()
+    lock = threading.Lock()
+
+    def digest(nbdict: Any, kwargs: dict[str, Any]) -> bytes | None:
+        try:
+            text = json.dumps([nbdict, sorted(kwargs.items())], sort_keys=True,
+                              allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).digest()
+
+    def validate(nbdict: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if args or not isinstance(nbdict, dict) or not set(kwargs) <= {"relax_add_props"}:
+            return real(nbdict, *args, **kwargs)
+        before = digest(nbdict, kwargs)
+        if before is not None:
+            with lock:
+                if before in valid:
+                    valid.move_to_end(before)
+                    return None
+        result = real(nbdict, **kwargs)  # raises when invalid: nothing remembered
+        if before is not None and result is None and digest(nbdict, kwargs) == before:
+            with lock:
+                valid[before] = None
+                while len(valid) > REMEMBERED_NOTEBOOKS:
+                    valid.popitem(last=False)
+        return result
+
+    nbformat.validate = validate
+    try:
+        yield
+    finally:
+        nbformat.validate = real
