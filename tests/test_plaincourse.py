@@ -245,8 +245,8 @@ def test_export_and_class_report(plain: Path, runs: dict[str, dict[str, Any]],
 
 
 def test_course_without_torch_preloads_nothing() -> None:
+    from grader.engine.execute.pool import CellJob, WorkerPool
     from grader.engine.settings import declared_preload
-    from grader.engine.worker import CellJob, WorkerPool
 
     assert declared_preload(FIXTURE) == []
     assert declared_preload(REPO) == ["numpy", "torch"]
