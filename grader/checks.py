@@ -184,23 +184,20 @@ def _mistake_hint(spec: Exercise, case: Case, enc: dict) -> Mistake | None:
 
 
 def _forbidden_verdict(spec: Exercise, record: dict, source: str | None) -> Verdict | None:
-    if not spec.forbid_torch_ops:
+    rule = spec.forbidden
+    if rule is None:
         return None
     uses: list[str] = []
     if source:
-        uses += [f.describe() for f in forbidden.scan(source, spec.answers[0])]
+        uses += [f.describe() for f in forbidden.scan(source, spec.answers[0], rule=rule)]
     for item in record.get("items", []):
         uses += [f"it called {name} while running" for name in item.get("forbidden", [])]
     if not uses:
         return None
     listed = "; ".join(dict.fromkeys(uses))
-    return Verdict(
-        False,
-        f"{spec.title} must be written from scratch, but {listed}.\nHint: torch's own "
-        "convolution, pooling and unfold (and numpy/scipy equivalents) are not allowed here, "
-        "under any name; use loops or slicing with * and sum/max/mean.",
-        "forbidden_api",
-    )
+    hint = f"\nHint: {rule.hint}" if rule.hint else ""
+    return Verdict(False, f"{spec.title} {rule.requirement}, but {listed}.{hint}",
+                   "forbidden_api")
 
 
 def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int) -> Verdict:

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from grader.engine import forbidden
-from grader.runtime.declare import Case, Exercise
+from grader.runtime.declare import Case, Exercise, ForbiddenApi
 
 #: The package holding the course's assignments (one subpackage per assignment).
 COURSE_PACKAGE = "grader.course"
@@ -215,12 +215,17 @@ def _quiet():
         yield
 
 
-def call(fn: Any, case: Case) -> dict:
-    """Call the student's function on one case and record the outcome."""
+def call(fn: Any, case: Case, rule: ForbiddenApi | None = None) -> dict:
+    """Call the student's function on one case and record the outcome.
+
+    With ``rule`` (the exercise's forbidden-API rule) its tripwires watch the call and the
+    record's ``forbidden`` lists what they saw; without one it is empty.
+    """
     if not callable(fn):
         return {"label": case.label, "result": {"type": "not_callable", **encode(fn)},
                 "forbidden": []}
-    with _quiet(), forbidden.tripwires() as seen:
+    watch = forbidden.tripwires(rule) if rule is not None else contextlib.nullcontext(set())
+    with _quiet(), watch as seen:
         try:
             result = encode(fn(*_clone(case.args), **_clone(case.kwargs)))
         except Exception as exc:  # noqa: BLE001 - every student error is data here
@@ -245,7 +250,8 @@ def _emit(name: str, record: dict) -> None:
 
 
 def _probe_function(name: str, fn: Any) -> None:
-    items = [call(fn, case) for case in cases_for(name, _seed)]
+    rule = declared()[name].forbidden
+    items = [call(fn, case, rule) for case in cases_for(name, _seed)]
     _emit(name, {"items": items, "source": _source_of(fn)})
 
 
