@@ -7,7 +7,7 @@ Two independent detectors run a rule:
 
 * :func:`scan` reads the student's source with :mod:`ast` in the grader's own process. It
   follows the exercise's function into the helpers and module-level names it uses, so
-  aliases (``import torch.nn.functional as G``; ``c = F.conv2d``), string look-ups
+  aliases (``torch.nn.functional`` imported as ``G``; ``c = F.conv2d``), string look-ups
   (``getattr(F, "conv2d")``) and computed look-ups (``getattr(F, "con" + "v2d")``,
   ``eval``, ``__import__``) are all caught.
 * :func:`tripwires` wraps the rule's library functions while the student's code runs and notes

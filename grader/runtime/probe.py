@@ -24,22 +24,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 import inspect
 import io
 import math
-import pkgutil
 import sys
 import warnings
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from grader.engine import forbidden
 from grader.runtime.declare import Case, Exercise, ForbiddenApi
-
-#: The package holding the course's assignments (one subpackage per assignment).
-COURSE_PACKAGE = "grader.course"
+from grader.runtime.discover import assignment_modules
 
 #: Largest tensor (elements) and text recorded; anything bigger is recorded as too large.
 MAX_ELEMENTS = 100_000
@@ -72,27 +67,6 @@ def set_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the course, found by discovery (the same code runs in the worker's stage and outside)
-
-
-def assignment_modules(part: str, package: str = COURSE_PACKAGE) -> dict[str, ModuleType]:
-    """``{assignment: module}`` of each assignment's ``<part>.py`` (e.g. "cases"), by discovery.
-
-    An assignment is a subpackage of ``package``; one without that part is left out.
-    """
-    try:
-        course = importlib.import_module(package)
-    except ImportError:
-        return {}
-    found = {}
-    for info in sorted(pkgutil.iter_modules(course.__path__), key=lambda m: m.name):
-        if not info.ispkg or info.name.startswith("_"):
-            continue
-        try:
-            found[info.name] = importlib.import_module(f"{package}.{info.name}.{part}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{package}.{info.name}.{part}":
-                raise
-    return found
 
 
 @functools.cache

@@ -27,6 +27,7 @@ RUNTIME_FILES: tuple[str, ...] = (
     "engine/forbidden.py",
     "runtime/__init__.py",
     "runtime/declare.py",
+    "runtime/discover.py",
     "runtime/probe.py",
     "runtime/staging.py",
 )

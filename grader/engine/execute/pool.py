@@ -14,7 +14,7 @@ imported once; bwrap itself adds about 20 ms); servers start lazily, on the firs
 they get, or all in parallel with :meth:`WorkerPool.start`. After that a submission costs a
 fork plus its own work: about 20 ms of CPU for a trivial notebook and about 55 ms for the
 whole channels_pooling notebook with its hidden checks (``benchmarks/worker_bench.py``),
-against about 3.4 s for ``import torch`` alone in a fresh kernel.
+against about 3.4 s for importing torch alone in a fresh kernel.
 """
 
 from __future__ import annotations
