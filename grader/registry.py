@@ -16,7 +16,6 @@ import functools
 import importlib
 import inspect
 import json
-import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader.engine.precheck import checks_called
 from grader.records import Comparison
 from grader.runtime.declare import KINDS, Case, Exercise, Mistake
 from grader.runtime.discover import COURSE_PACKAGE, assignment_modules
@@ -31,7 +31,6 @@ from grader.runtime.discover import COURSE_PACKAGE, assignment_modules
 #: The repository's source/ folder (validated against when it exists).
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "source"
 
-_CHECK_CALL = re.compile(r"\bcheck_(\w+)\s*\(")
 
 
 class CourseError(Exception):
@@ -196,7 +195,7 @@ def notebook_checks(path: Path) -> dict[str, set[str]]:
         if not meta.get("grade") or meta.get("solution") or cell.get("cell_type") != "code":
             continue
         source = "".join(cell.get("source", ""))
-        for name in _CHECK_CALL.findall(source):
+        for name in checks_called(source, "cell"):
             found.setdefault(name, set()).add(str(meta.get("grade_id")))
     return found
 
