@@ -293,9 +293,14 @@ def test_the_wheel_is_the_engine_without_torch(tmp_path: Path) -> None:
     `course` extra only; the wheel holds the engine, the runtime and this course's package."""
     import zipfile
 
+    project = tmp_path / "project"  # a copy: the build leaves build/ and *.egg-info behind
+    shutil.copytree(REPO / "grader", project / "grader",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, project / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", str(REPO), "-w", str(tmp_path)], check=True, cwd=tmp_path)
-    [wheel] = tmp_path.glob("convgrade-*.whl")
+                    "-q", str(project), "-w", str(tmp_path / "dist")], check=True, cwd=tmp_path)
+    [wheel] = (tmp_path / "dist").glob("convgrade-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
