@@ -2,7 +2,9 @@
 
 :func:`judge` takes what :mod:`grader.runtime.probe` recorded in the student's process (plain
 JSON data) and compares it with the exercise's reference (from the course's registry,
-:mod:`grader.registry`) on the same cases. It runs in the grader's own process in the
+:mod:`grader.registry`) on the same cases: numbers and raised exceptions itself, every other
+kind of answer with the course's comparison for that kind (this course's tensors and learned
+kernels: ``grader/course/compare.py``). No torch here. It runs in the grader's own process in the
 sandboxed pipeline, so nothing the student's code does can change a comparison. A failed
 verdict says what was expected, what came back and, when the answer behaves like one of the
 exercise's known mistakes, the hint for that mistake; otherwise a generic hint that fits the

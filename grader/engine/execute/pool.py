@@ -495,8 +495,9 @@ class WorkerPool:
     parallel with :meth:`start`. With ``sandbox=True`` (the default) each server runs inside
     bubblewrap; if bwrap is missing or fails a smoke test the constructor raises
     :class:`SandboxUnavailable`. ``bwrap`` (or the ``CONVGRADE_BWRAP`` environment variable)
-    names the bwrap executable; ``package_dir`` is the ``grader/`` directory to stage (tests
-    pass a stub). ``seed`` seeds random, numpy, torch and ``grader.runtime.probe.set_seed`` if
+    names the bwrap executable; ``package_dir`` is the ``grader/`` directory whose worker
+    modules are staged (tests pass a stub; the fork server's own modules always come from this
+    engine). ``seed`` seeds random, numpy, torch and ``grader.runtime.probe.set_seed`` if
     present.
     ``preload_matplotlib`` imports pyplot (inline backend) in each server: about 1.5 s more
     start-up, saved by every child that plots. ``preload`` names the modules each server
