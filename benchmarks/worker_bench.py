@@ -1,4 +1,4 @@
-"""How fast does grader.engine.worker run a submission? Prints figures; asserts nothing.
+"""How fast does grader.engine.execute run a submission? Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/worker_bench.py [--repeat 20] [--jobs 2]
 
@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader.engine.worker import CellJob, Limits, SandboxUnavailable, WorkerPool  # noqa: E402
+from grader.engine.execute.pool import CellJob, Limits, SandboxUnavailable, WorkerPool  # noqa: E402
 
 TRIVIAL = [
     CellJob(0, "x = 6 * 7"),

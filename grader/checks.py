@@ -2,7 +2,9 @@
 
 :func:`judge` takes what :mod:`grader.runtime.probe` recorded in the student's process (plain
 JSON data) and compares it with the exercise's reference (from the course's registry,
-:mod:`grader.registry`) on the same cases. It runs in the grader's own process in the
+:mod:`grader.registry`) on the same cases: numbers and raised exceptions itself, every other
+kind of answer with the course's comparison for that kind (this course's tensors and learned
+kernels: ``grader/course/compare.py``). No torch here. It runs in the grader's own process in the
 sandboxed pipeline, so nothing the student's code does can change a comparison. A failed
 verdict says what was expected, what came back and, when the answer behaves like one of the
 exercise's known mistakes, the hint for that mistake; otherwise a generic hint that fits the
@@ -17,32 +19,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
 from grader.engine import forbidden
-from grader.mistakes import mistake_namespace
-from grader.records import (
-    Verdict,
-    as_number,
-    as_tensor,
-    describe,
-    fail,
-    fmt_number,
-    fmt_tensor,
-)
+from grader.records import Mismatch, Verdict, as_number, describe, fail, fmt_number
 from grader.registry import course
 from grader.runtime.declare import Case, Exercise, Mistake
-from grader.runtime.probe import call
 
 __all__ = ["CheckSpec", "GENERIC_HINTS", "KIND_HINTS", "Verdict", "describe",
            "hint_for", "judge"]
 
 #: A check's declaration (the name the judge and the tests have always used).
 CheckSpec = Exercise
-
-#: How close a learned kernel must be to the kernel that made Y (absolute, per weight).
-KERNEL_TOLERANCE = 0.1
-RTOL, ATOL = 1e-4, 1e-4
 
 #: Hints for a failure no known mistake explains, by failure; neutral for every exercise.
 GENERIC_HINTS: dict[str, str] = {
@@ -115,25 +101,6 @@ def _expected(spec: Exercise, case: Case, key: CaseKey | None = None) -> Any:
     return _once(key, "reference", lambda: fn(*case.args, **case.kwargs))
 
 
-def _tensor_mismatch(expected: torch.Tensor, enc: dict) -> tuple[str, str | None] | None:
-    """None when ``enc`` matches ``expected``; else (detail, generic hint id)."""
-    got = as_tensor(enc)
-    if got is None:
-        if enc.get("type") == "none":
-            return "", "returned_none"
-        return "", "wrong_type"
-    if tuple(got.shape) != tuple(expected.shape):
-        return (f"The shape is {tuple(got.shape)}, but it should be "
-                f"{tuple(expected.shape)}."), "wrong_shape"
-    exp = expected.to(torch.float64)
-    close = torch.isclose(got, exp, rtol=RTOL, atol=ATOL)
-    if bool(close.all()):
-        return None
-    index = tuple(int(i) for i in (~close).nonzero()[0])
-    return (f"First difference at {list(index)}: expected {fmt_number(float(exp[index]))}, "
-            f"got {fmt_number(float(got[index]))}."), None
-
-
 def _number_mismatch(expected: float, enc: dict) -> tuple[str, str | None] | None:
     got = as_number(enc)
     if got is None:
@@ -149,44 +116,44 @@ def _raises_mismatch(exc_name: str, enc: dict) -> tuple[str, str | None] | None:
     return f"It should raise {exc_name}.", None
 
 
-def _mismatch(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = None
-              ) -> tuple[str, str, str | None] | None:
+def _mismatch(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = None) -> Mismatch:
     """None when right; else (expected text, detail, generic hint id)."""
     if case.raises:
         found = _raises_mismatch(case.raises, enc)
         return None if found is None else (f"{case.raises} raised", *found)
     if enc.get("type") == "exception":
         return _describe_expected(spec, case, key), "", "raised"
-    if spec.kind == "kernel":
-        target = torch.as_tensor(case.target, dtype=torch.float64)
-        got = as_tensor(enc)
-        if got is not None and got.numel() == target.numel():
-            got = got.reshape(target.shape)
-            if bool((got - target).abs().max() <= KERNEL_TOLERANCE):
-                return None
-            return (fmt_tensor(target) + f" (each weight within {KERNEL_TOLERANCE})",
-                    "", None)
-        return fmt_tensor(target), "", "wrong_shape" if got is not None else "wrong_type"
-    expected = _expected(spec, case, key)
     if spec.kind == "number":
+        expected = _expected(spec, case, key)
         found = _number_mismatch(float(expected), enc)
         return None if found is None else (fmt_number(float(expected)), *found)
-    found = _tensor_mismatch(expected, enc)
-    return None if found is None else (fmt_tensor(expected), *found)
+    return course().comparison(spec.kind).mismatch(spec, case, enc,
+                                                   lambda: _expected(spec, case, key))
 
 
 def _describe_expected(spec: Exercise, case: Case, key: CaseKey | None = None) -> str:
-    if spec.kind == "kernel":
-        return fmt_tensor(torch.as_tensor(case.target))
-    expected = _expected(spec, case, key)
-    if isinstance(expected, torch.Tensor):
-        return fmt_tensor(expected)
-    return fmt_number(float(expected))
+    if spec.kind == "number":
+        return fmt_number(float(_expected(spec, case, key)))
+    return course().comparison(spec.kind).expected_text(spec, case,
+                                                        lambda: _expected(spec, case, key))
+
+
+def _same(spec: Exercise, wrong: dict, enc: dict) -> bool:
+    """Whether a known mistake's recorded result is the student's answer."""
+    if wrong.get("type") == "exception":
+        return enc.get("type") == "exception" and enc.get("exc_type") == wrong.get("exc_type")
+    if spec.kind == "number":
+        a, b = as_number(wrong), as_number(enc)
+        return a is not None and b is not None and (a == b or (a != a and b != b))
+    return course().comparison(spec.kind).same(wrong, enc)
 
 
 def _mistake_hint(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = None
                   ) -> Mistake | None:
     """The known mistake whose output on ``case`` equals the student's, if any."""
+    from grader.mistakes import mistake_namespace
+    from grader.runtime.probe import call
+
     for mistake in course().mistakes(spec.name):
         try:
             fn = mistake_namespace(spec.name, mistake.id)[spec.answers[0]]
@@ -194,43 +161,26 @@ def _mistake_hint(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = N
             wrong = _once(key, f"mistake {mistake.id}", lambda fn=fn: call(fn, case)["result"])
         except Exception:  # noqa: BLE001 - a broken corpus entry must not break judging
             continue
-        if wrong.get("type") == "exception":
-            if enc.get("type") == "exception" and enc.get("exc_type") == wrong.get("exc_type"):
-                return mistake
-            continue
-        if spec.kind == "number":
-            a, b = as_number(wrong), as_number(enc)
-            if a is not None and b is not None and (a == b or (a != a and b != b)):
-                return mistake
-            continue
-        a, b = as_tensor(wrong), as_tensor(enc)
-        if wrong.get("type") == "none" and enc.get("type") == "none":
-            return mistake
-        if a is not None and b is not None and a.shape == b.shape and torch.allclose(
-            a, b, rtol=RTOL, atol=ATOL, equal_nan=True
-        ):
+        if _same(spec, wrong, enc):
             return mistake
     return None
 
 
 def _forbidden_verdict(spec: Exercise, record: dict, source: str | None) -> Verdict | None:
-    if not spec.forbid_torch_ops:
+    rule = spec.forbidden
+    if rule is None:
         return None
     uses: list[str] = []
     if source:
-        uses += [f.describe() for f in forbidden.scan(source, spec.answers[0])]
+        uses += [f.describe() for f in forbidden.scan(source, spec.answers[0], rule=rule)]
     for item in record.get("items", []):
         uses += [f"it called {name} while running" for name in item.get("forbidden", [])]
     if not uses:
         return None
     listed = "; ".join(dict.fromkeys(uses))
-    return Verdict(
-        False,
-        f"{spec.title} must be written from scratch, but {listed}.\nHint: torch's own "
-        "convolution, pooling and unfold (and numpy/scipy equivalents) are not allowed here, "
-        "under any name; use loops or slicing with * and sum/max/mean.",
-        "forbidden_api",
-    )
+    hint = f"\nHint: {rule.hint}" if rule.hint else ""
+    return Verdict(False, f"{spec.title} {rule.requirement}, but {listed}.{hint}",
+                   "forbidden_api")
 
 
 def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int) -> Verdict:

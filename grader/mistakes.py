@@ -1,8 +1,9 @@
 """Running a course's known mistakes, to recognise them in a student's answer by behaviour.
 
 A mistake is code (:class:`grader.runtime.declare.Mistake`); it runs here, in the grader's own
-process, with torch and the public functions of its assignment's reference in scope (so a
-mistake in ``corr2d_multi_in`` can build on a right ``corr2d``). Never staged.
+process, with the modules and the public functions of its assignment's reference in scope
+(this course's: torch, and a right ``corr2d`` that a mistake in ``corr2d_multi_in`` can build
+on). Never staged.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
-
-import torch
 
 from grader.registry import course
 from grader.runtime.declare import Exercise, Mistake
@@ -23,7 +23,8 @@ def mistake_namespace(check: str, mistake_id: str) -> dict[str, Any]:
     """Run a mistake's source (with the reference helpers it builds on) and return its names."""
     c = course()
     reference = c.assignment_of(check).reference
-    namespace: dict[str, Any] = {"torch": torch}
+    namespace: dict[str, Any] = {k: v for k, v in vars(reference).items()
+                                 if isinstance(v, ModuleType) and not k.startswith("__")}
     namespace.update({k: v for k, v in vars(reference).items()
                       if inspect.isfunction(v) and not k.startswith("_")})
     mistake = c.mistake(check, mistake_id)

@@ -1,18 +1,19 @@
 """Reading what the probe recorded, describing it in a sentence, and the verdict it gets.
 
 Generic judging vocabulary shared by the engine's judge (:mod:`grader.checks`) and the
-courses' value judges: no exercise names, no reference.
+courses' comparisons and value judges: no exercise names, no reference, no torch (recorded
+tensors and arrays are read as plain numbers and a shape, :func:`as_array`; a course that
+compares tensors does so in its own ``compare.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from grader.runtime.declare import Exercise
+from grader.runtime.declare import Case, Exercise
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,29 @@ class Verdict:
     hint: str | None = None
 
 
+#: What a comparison says about a wrong answer: (the expected answer in words, a detail line,
+#: the generic hint id or None); None when the answer is right.
+Mismatch = tuple[str, str, str | None] | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How a course compares one kind of answer with the expected one (its ``compare.py``).
+
+    Attributes:
+        mismatch: ``(exercise, case, recorded result, expected)`` -> :data:`Mismatch`;
+            ``expected()`` computes the reference's output on the case (only if needed).
+        expected_text: ``(exercise, case, expected)`` -> the expected answer in words, for a
+            student whose code raised on the case.
+        same: ``(mistake's recorded result, student's)`` -> whether they are the same answer
+            (how a known mistake is recognised).
+    """
+
+    mismatch: Callable[[Exercise, Case, dict, Callable[[], Any]], Mismatch]
+    expected_text: Callable[[Exercise, Case, Callable[[], Any]], str]
+    same: Callable[[dict, dict], bool]
+
+
 
 # ---------------------------------------------------------------------------------------------
 # reading recorded answers
@@ -33,25 +57,41 @@ def _finite(x: Any) -> float:
     return float(x)  # also reads the probe's "nan", "inf" and "-inf"
 
 
-def as_tensor(enc: dict) -> torch.Tensor | None:
-    """A float64 tensor from a recorded tensor, array or nested list of numbers, else None."""
+@dataclass(frozen=True)
+class Array:
+    """A recorded tensor, array or nested list of numbers: its values (row-major) and shape."""
+
+    data: tuple[float, ...]
+    shape: tuple[int, ...]
+
+
+def as_array(enc: dict) -> Array | None:
+    """The numbers of a recorded tensor, array or nested list of numbers, else None (the same
+    records a course's tensor reader accepts: no bool or complex dtype, rows of equal shape)."""
     kind = enc.get("type")
     try:
         if kind in ("tensor", "ndarray"):
             if "bool" in str(enc.get("dtype")) or "complex" in str(enc.get("dtype")):
                 return None
-            data = [_finite(v) for v in enc["data"]]
-            return torch.tensor(data, dtype=torch.float64).reshape(enc["shape"])
+            data = tuple(_finite(v) for v in enc["data"])
+            shape = tuple(enc["shape"])
+            if not all(type(d) is int and d >= 0 for d in shape) or math.prod(shape) != len(data):
+                return None
+            return Array(data, shape)
         if kind in ("list", "tuple"):
-            rows = [as_tensor(item) if item.get("type") in ("list", "tuple")
+            rows = [as_array(item) if item.get("type") in ("list", "tuple")
                     else as_number(item) for item in enc["items"]]
             if any(r is None for r in rows) or not rows:
                 return None
-            if all(isinstance(r, torch.Tensor) for r in rows):
-                return torch.stack(rows)  # type: ignore[arg-type]
+            if all(isinstance(r, Array) for r in rows):
+                shapes = {r.shape for r in rows}  # type: ignore[union-attr]
+                if len(shapes) != 1:
+                    return None
+                return Array(tuple(v for r in rows for v in r.data),  # type: ignore[union-attr]
+                             (len(rows), *shapes.pop()))
             if all(isinstance(r, float) for r in rows):
-                return torch.tensor(rows, dtype=torch.float64)
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+                return Array(tuple(rows), (len(rows),))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
     return None
 
@@ -87,15 +127,17 @@ def fmt_number(x: float) -> str:
     return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e15 else f"{x:.4g}"
 
 
-def fmt_tensor(t: torch.Tensor) -> str:
-    """A tensor as students read it: its shape and, if small, its values."""
-    shape = tuple(t.shape)
-    if t.numel() <= 36:
-        def rows(x: torch.Tensor) -> str:
-            if x.dim() == 0:
-                return fmt_number(float(x))
-            return "[" + ", ".join(rows(v) for v in x) + "]"
-        return f"a tensor of shape {shape}: {rows(t)}"
+def fmt_array(array: Array) -> str:
+    """Recorded numbers as students read them: the shape and, if small, the values."""
+    shape = array.shape
+    if len(array.data) <= 36:
+        def rows(offset: int, dims: tuple[int, ...]) -> str:
+            if not dims:
+                return fmt_number(array.data[offset])
+            step = math.prod(dims[1:])
+            return "[" + ", ".join(rows(offset + i * step, dims[1:])
+                                   for i in range(dims[0])) + "]"
+        return f"a tensor of shape {shape}: {rows(0, shape)}"
     return f"a tensor of shape {shape}"
 
 
@@ -128,11 +170,11 @@ def describe(enc: dict) -> str:
     if kind == "exception":
         return f"an exception: {enc.get('exc_type')}: {enc.get('message', '')}".rstrip(": ")
     if kind in ("tensor", "ndarray"):
-        t = as_tensor(enc)
+        t = as_array(enc)
         label = "a numpy array" if kind == "ndarray" else "a tensor"
         if t is None:
             return f"{label} of dtype {enc.get('dtype')} and shape {tuple(enc.get('shape', []))}"
-        return fmt_tensor(t).replace("a tensor", label, 1)
+        return fmt_array(t).replace("a tensor", label, 1)
     if kind == "too_large":
         what = {"ndarray": "numpy array"}.get(str(enc.get("kind")), str(enc.get("kind")))
         return f"a very large {what} of shape {tuple(enc.get('shape', []))}"
@@ -144,9 +186,9 @@ def describe(enc: dict) -> str:
         shape = as_shape(enc)
         if shape is not None:
             return f"{'torch.Size' if kind == 'size' else kind} {shape}"
-        t = as_tensor(enc)
+        t = as_array(enc)
         label = "a torch.Size" if kind == "size" else f"a {kind}"
-        return fmt_tensor(t).replace("a tensor", label, 1) if t is not None else label
+        return fmt_array(t).replace("a tensor", label, 1) if t is not None else label
     if kind == "dict":
         keys = sorted(enc.get("items", {}))
         return "a dict with keys " + ", ".join(keys) if keys else "an empty dict"

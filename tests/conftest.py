@@ -3,8 +3,8 @@
 * ``tiny_course``: a throw-away course with one small assignment (``tiny``) whose hidden tests
   call a local ``tinycheck`` module, plus its generated release. It exercises the whole
   pipeline (precheck, worker, judge, nbgrader recording) without torch.
-* ``StubWorkerPool``: a minimal stand-in for :class:`grader.engine.worker.WorkerPool` (forks one
-  child per submission, no sandbox) used with ``tiny``, whose checks report through
+* ``StubWorkerPool``: a minimal stand-in for :class:`grader.engine.execute.pool.WorkerPool`
+  (forks one child per submission, no sandbox) used with ``tiny``, whose checks report through
   ``tinycheck.SINK`` rather than ``grader.probe``.
 * ``course_copy``: the real course (``source/`` and ``nbgrader_config.py``) copied to a
   temporary folder once per session, for the tests that grade the real assignments.

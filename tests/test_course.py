@@ -83,6 +83,8 @@ BROKEN = {
                      'cases.CASES["fc_params2"] = cases.CASES["fc_params"]\n'
                      'mistakes.MISTAKES["fc_params2"] = mistakes.MISTAKES["fc_params"]',
                      "no test cell 'fc_params2_tests'"),
+    "no comparison": ("compare.py", 'del COMPARISONS["kernel"]',
+                      "the kind 'kernel' needs the course's comparison"),
     "declared twice": ("padding_stride/exercises.py",
                        'EXERCISES = (*EXERCISES, exercise("corr2d", "corr2d", "t", "tensor"))',
                        "declared by both"),

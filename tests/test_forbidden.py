@@ -24,9 +24,16 @@ import torch.nn.functional as F
 
 import grader
 from grader import checks
+from grader.course import FROM_SCRATCH
 from grader.engine import forbidden
 from grader.registry import solution_source
 from grader.runtime import probe
+
+
+def scan(source: str, entry: str | None = None) -> list[forbidden.Finding]:
+    """grader.engine.forbidden.scan with this course's from-scratch rule."""
+    return forbidden.scan(source, entry, rule=FROM_SCRATCH)
+
 
 CONV = "X[None, None], K[None, None]"  # the argument pattern every conv variant uses
 
@@ -317,7 +324,7 @@ TRIPWIRE_SEES: dict[str, str] = {
 @pytest.mark.parametrize("variant", sorted(FORBIDDEN_CORR2D))
 def test_scan_finds_forbidden_use(variant: str) -> None:
     """The static scan, following corr2d into what it uses, reports the forbidden name."""
-    found = forbidden.scan(src(FORBIDDEN_CORR2D[variant]), "corr2d")
+    found = scan(src(FORBIDDEN_CORR2D[variant]), "corr2d")
     assert EXPECTED_FINDING[variant] in names(found), (variant, found)
     for finding in found:
         assert finding.line >= 1 and finding.text
@@ -374,14 +381,14 @@ def test_scipy_correlate2d_is_found_statically() -> None:
         def corr2d(X, K):
             return torch.tensor(scipy.signal.correlate2d(X.numpy(), K.numpy(), mode="valid"))
     """)
-    assert "correlate2d" in names(forbidden.scan(code, "corr2d"))
+    assert "correlate2d" in names(scan(code, "corr2d"))
     alias = src("""
         from scipy import signal as s
         import torch
         def corr2d(X, K):
             return torch.tensor(s.correlate(X.numpy(), K.numpy(), mode="valid"))
     """)
-    assert "correlate" in names(forbidden.scan(alias, "corr2d"))
+    assert "correlate" in names(scan(alias, "corr2d"))
 
 
 def test_max_pool_module_and_functional_are_forbidden() -> None:
@@ -405,8 +412,8 @@ def test_max_pool_module_and_functional_are_forbidden() -> None:
             f = P.max_pool2d if mode == "max" else P.avg_pool2d
             return f(X[None, None], pool_size, stride=1)[0, 0]
     """)
-    assert {"MaxPool2d", "AvgPool2d"} <= names(forbidden.scan(module, "pool2d"))
-    assert {"max_pool2d", "avg_pool2d"} <= names(forbidden.scan(functional, "pool2d"))
+    assert {"MaxPool2d", "AvgPool2d"} <= names(scan(module, "pool2d"))
+    assert {"max_pool2d", "avg_pool2d"} <= names(scan(functional, "pool2d"))
     for code in (module, functional):
         for check in ("pool2d_max", "pool2d_avg"):
             assert clean_record_passes(code, check)
@@ -437,15 +444,15 @@ def test_forbidden_does_not_apply_to_checks_that_allow_torch() -> None:
 
 
 def test_honest_loop_solution_passes() -> None:
-    assert forbidden.scan(HONEST, "corr2d") == []
+    assert scan(HONEST, "corr2d") == []
     verdict = run_student(HONEST)
     assert verdict.passed, verdict.message
 
 
 def test_honest_solution_with_scratch_cell_passes() -> None:
     """A scratch cell that compares with F.conv2d, not used by corr2d, costs nothing."""
-    assert forbidden.scan(HONEST_WITH_SCRATCH, "corr2d") == []
-    assert "conv2d" in names(forbidden.scan(HONEST_WITH_SCRATCH))  # whole-notebook scan sees it
+    assert scan(HONEST_WITH_SCRATCH, "corr2d") == []
+    assert "conv2d" in names(scan(HONEST_WITH_SCRATCH))  # whole-notebook scan sees it
     verdict = run_student(HONEST_WITH_SCRATCH)
     assert verdict.passed, verdict.message
 
@@ -470,19 +477,19 @@ def test_words_in_comments_strings_and_names_are_not_uses() -> None:
             return torch.stack([torch.stack([(win * K).sum() for win in row])
                                 for row in windows])
     ''')
-    assert forbidden.scan(code, "corr2d") == []
+    assert scan(code, "corr2d") == []
     assert run_student(code).passed
 
 
 def test_magics_and_syntax_errors_do_not_crash_the_scan() -> None:
     code = "%matplotlib inline\n!pip list\n" + HONEST
-    assert forbidden.scan(code, "corr2d") == []
+    assert scan(code, "corr2d") == []
     # A cell that does not parse cannot run in the kernel: nothing of it counts, so the
     # words in it (a docstring saying "convolution") cannot fail the other exercises.
     broken = "def corr2d(X, K)\n    return F.conv2d(X, K)\n"
-    assert forbidden.scan(broken, "corr2d") == []
+    assert scan(broken, "corr2d") == []
     both = forbidden.join_cells([broken, "import torch.nn.functional as F\nc = F.conv2d"])
-    assert names(forbidden.scan(both)) == {"conv2d"}
+    assert names(scan(both)) == {"conv2d"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +505,7 @@ def test_tripwires_record_and_restore() -> None:
         "Conv2d.forward": torch.nn.Conv2d.forward,
     }
     X = torch.arange(16.0).reshape(4, 4)
-    with forbidden.tripwires() as seen:
+    with forbidden.tripwires(FROM_SCRATCH) as seen:
         F.conv2d(X[None, None], torch.ones(1, 1, 2, 2))
         X.unfold(0, 2, 1)
         torch.nn.MaxPool2d(2)(X[None, None])
@@ -516,7 +523,7 @@ def test_tripwires_record_and_restore() -> None:
 
 def test_tripwires_restore_after_an_exception() -> None:
     before = F.conv2d
-    with pytest.raises(ZeroDivisionError), forbidden.tripwires():
+    with pytest.raises(ZeroDivisionError), forbidden.tripwires(FROM_SCRATCH):
         assert F.conv2d is not before
         1 / 0  # noqa: B018
     assert F.conv2d is before
@@ -525,7 +532,7 @@ def test_tripwires_restore_after_an_exception() -> None:
 def test_tripwires_still_compute_the_real_result() -> None:
     X, K = torch.randn(5, 6), torch.randn(2, 3)
     expected = F.conv2d(X[None, None], K[None, None])
-    with forbidden.tripwires():
+    with forbidden.tripwires(FROM_SCRATCH):
         assert torch.equal(F.conv2d(X[None, None], K[None, None]), expected)
 
 
@@ -567,7 +574,7 @@ BYPASS_STATIC: dict[str, str] = {
 @pytest.mark.parametrize("variant", sorted(BYPASS_STATIC))
 def test_scan_bypass_static(variant: str) -> None:
     """The static scan catches these (and the runtime tripwires do too: see below)."""
-    assert forbidden.scan(src(BYPASS_STATIC[variant]), "corr2d") != []
+    assert scan(src(BYPASS_STATIC[variant]), "corr2d") != []
 
 
 @pytest.mark.parametrize("variant", sorted(BYPASS_STATIC))
@@ -651,9 +658,54 @@ def test_scan_is_cached_per_source_and_entry_and_returns_a_fresh_list() -> None:
         "def corr2d(X, K):\n    return F.conv2d(X[None, None], K[None, None])[0, 0]",
         "def pool2d(X):\n    return X.max()",
     ])
-    first = forbidden.scan(source, "corr2d")
+    first = scan(source, "corr2d")
     assert [f.name for f in first] == ["conv2d"], first
     first.clear()
-    assert [f.name for f in forbidden.scan(source, "corr2d")] == ["conv2d"]
-    assert forbidden.scan(source, "pool2d") == []
-    assert [f.name for f in forbidden.scan(source)] == ["conv2d"]
+    assert [f.name for f in scan(source, "corr2d")] == ["conv2d"]
+    assert scan(source, "pool2d") == []
+    assert [f.name for f in scan(source)] == ["conv2d"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the rule is the course's: the engine only runs what a declaration says
+
+
+def test_the_engine_runs_whatever_rule_the_course_declares() -> None:
+    """Another course's rule (no relu) is scanned and tripwired the same way; the engine holds
+    no list of its own."""
+    from grader.runtime.declare import ForbiddenApi, Tripwire
+
+    assert not hasattr(forbidden, "FORBIDDEN_NAMES")
+    no_relu = ForbiddenApi(frozenset({"relu"}), (Tripwire("torch.nn.functional"),),
+                           "must not use relu", "write max(x, 0) yourself")
+    code = src("""
+        import torch.nn.functional as F
+        def act(x):
+            return F.relu(x)
+    """)
+    assert names(forbidden.scan(code, "act", rule=no_relu)) == {"relu"}
+    assert forbidden.scan(code, "act", rule=FROM_SCRATCH) == []
+    with forbidden.tripwires(no_relu) as seen:
+        F.relu(torch.ones(2))
+        F.conv2d(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 1, 1))
+    assert seen == {"torch.nn.functional.relu"}
+    missing = ForbiddenApi(frozenset({"x"}), (Tripwire("no_such_library_here", ("x",)),))
+    with forbidden.tripwires(missing) as seen:  # a library that is not installed: no tripwire
+        pass
+    assert seen == set()
+
+
+def test_without_a_rule_nothing_is_forbidden() -> None:
+    """An exercise declared without a rule records no forbidden calls and gets no
+    forbidden_api verdict, whatever it calls."""
+    from grader.runtime.declare import Case
+
+    X, K = torch.ones(3, 3), torch.ones(2, 2)
+    conv = lambda X, K: F.conv2d(X[None, None], K[None, None])[0, 0]  # noqa: E731
+    assert probe.call(conv, Case("x", (X, K)))["forbidden"] == []
+    assert probe.call(conv, Case("x", (X, K)), FROM_SCRATCH)["forbidden"] == [
+        "torch.nn.functional.conv2d"]
+    unruled = [e for e in checks.CHECKS.values() if e.forbidden is None and e.calls_function]
+    assert unruled, "the course has exercises without the rule"
+    assert all(e.forbidden is FROM_SCRATCH for e in checks.CHECKS.values()
+               if e.forbidden is not None)

@@ -245,8 +245,8 @@ def test_export_and_class_report(plain: Path, runs: dict[str, dict[str, Any]],
 
 
 def test_course_without_torch_preloads_nothing() -> None:
+    from grader.engine.execute.pool import CellJob, WorkerPool
     from grader.engine.settings import declared_preload
-    from grader.engine.worker import CellJob, WorkerPool
 
     assert declared_preload(FIXTURE) == []
     assert declared_preload(REPO) == ["numpy", "torch"]
@@ -286,3 +286,30 @@ def test_sources_and_discovery_of_a_two_notebook_assignment(tmp_path: Path) -> N
     with pytest.raises(FileNotFoundError, match="name the file after one of them"):
         discover([write_nb(nbformat.v4.new_notebook(), tmp_path / "x" / "mine.ipynb")],
                  "ps1", names)
+
+
+def test_the_wheel_is_the_engine_without_torch(tmp_path: Path) -> None:
+    """Another course's `pip install` of the wheel pulls no torch: torch==2.13.0 is the
+    `course` extra only; the wheel holds the engine, the runtime and this course's package."""
+    import zipfile
+
+    project = tmp_path / "project"  # a copy: the build leaves build/ and *.egg-info behind
+    shutil.copytree(REPO / "grader", project / "grader",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, project / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", str(project), "-w", str(tmp_path / "dist")], check=True, cwd=tmp_path)
+    [wheel] = (tmp_path / "dist").glob("convgrade-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [line for line in zf.read(meta).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    torch = [r for r in requires if "torch" in r]
+    assert torch and all('extra == "course"' in r for r in torch), requires
+    assert any("torch==2.13.0" in r for r in torch), requires
+    assert any(r.startswith("Requires-Dist: nbgrader==0.9.6") for r in requires), requires
+    for name in ("grader/engine/execute/pool.py", "grader/engine/execute/server.py",
+                 "grader/runtime/discover.py", "grader/course/compare.py"):
+        assert name in names, name

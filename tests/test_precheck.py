@@ -40,6 +40,20 @@ def test_hidden_checks_ignores_imports() -> None:
     assert hidden_checks("check_visible(f)") == []
 
 
+def test_one_check_finder_for_the_engine_and_the_registry() -> None:
+    """checks_called: hidden sections only (the engine), or the whole cell (the registry)."""
+    from grader import registry
+    from grader.engine.precheck import checks_called
+
+    src = ("check_b(g)\n### BEGIN HIDDEN TESTS\nfrom grader import check_a\ncheck_a(f)\n"
+           "check_a (f)\n### END HIDDEN TESTS\nassert check_c(f) is None")
+    assert checks_called(src) == checks_called(src, "hidden") == hidden_checks(src) == ["a"]
+    assert checks_called(src, "cell") == ["b", "a", "c"]
+    with pytest.raises(ValueError, match="scope"):
+        checks_called(src, "visible")
+    assert not hasattr(registry, "_CHECK_CALL")  # the registry has no regex of its own
+
+
 def test_clean_submission_has_no_problems(tiny_course: Path, spec) -> None:
     result = precheck_notebook(tiny_submission(tiny_course), spec)
     assert result.problems == []

@@ -6,8 +6,15 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from grader.course import FROM_SCRATCH
 from grader.engine import forbidden
 from grader.engine.review import flagged_grade_ids, review_findings, stderr_as_display
+
+
+def scan(source: str, entry: str | None = None) -> list[forbidden.Finding]:
+    """grader.engine.forbidden.scan with this course's from-scratch rule."""
+    return forbidden.scan(source, entry, rule=FROM_SCRATCH)
+
 
 #: What students really write in notebooks. None of it can forge a record, skip a graded cell
 #: or hide a forbidden call, so none of it is a finding.
@@ -201,13 +208,13 @@ REBINDING = [
 @pytest.mark.parametrize("code", READING)
 def test_reading_a_namespace_is_not_a_forbidden_use(code: str) -> None:
     source = forbidden.join_cells([CORR2D, SCRATCH, code])
-    assert forbidden.scan(source, "corr2d") == []
+    assert scan(source, "corr2d") == []
 
 
 @pytest.mark.parametrize("code", REBINDING)
 def test_rebinding_through_a_namespace_is(code: str) -> None:
     source = forbidden.join_cells([CORR2D, SCRATCH, code])
-    assert forbidden.scan(source, "corr2d"), code
+    assert scan(source, "corr2d"), code
 
 
 # ---------------------------------------------------------------------------------------------

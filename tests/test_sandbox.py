@@ -12,8 +12,8 @@ import pytest
 from refs import ASSIGNMENTS
 
 from grader.engine import sandbox
-from grader.engine.worker import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
-from grader.runtime.staging import staged_files
+from grader.engine.execute.pool import CellJob, Limits, RunResult, SandboxUnavailable, WorkerPool
+from grader.runtime.staging import SERVER_FILES, staged_files
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = Limits(
@@ -95,7 +95,12 @@ def test_root_holds_only_the_interpreter_path(pool: WorkerPool) -> None:
 #: Modules of the grader that exist outside the worker only (references, mistakes, the judge).
 NOT_STAGED = ("grader.reference", "grader.checks", "grader.hints", "grader.registry",
               "grader.mistakes", "grader.records", "grader.course.channels_pooling.reference",
-              "grader.course.channels_pooling.mistakes", "grader.course.conv_basics.judges")
+              "grader.course.channels_pooling.mistakes", "grader.course.conv_basics.judges",
+              "grader.engine.execute.pool", "grader.engine.execute.launcher",
+              "grader.engine.sandbox", "grader.engine.autograde", "grader.engine.gradebook")
+#: The fork server's own modules: staged, and importable inside (the server runs from them).
+SERVER_MODULES = ("grader.engine.execute.protocol", "grader.engine.execute.child",
+                  "grader.engine.execute.server")
 
 
 def test_only_worker_modules_are_staged(pool: WorkerPool) -> None:
@@ -112,6 +117,20 @@ def test_only_worker_modules_are_staged(pool: WorkerPool) -> None:
     assert "runtime/probe.py" in listed and "course/channels_pooling/cases.py" in listed
     for module, cell in zip(NOT_STAGED, result.cells[1:], strict=True):
         assert cell.error is not None and cell.error["ename"] == "ModuleNotFoundError", module
+
+
+def test_the_server_runs_from_its_staged_modules(pool: WorkerPool) -> None:
+    """The fork server and the child are staged modules; the pool and the sandbox are not."""
+    result = run(
+        pool,
+        "import sys\nprint(sorted(m for m in sys.modules if m.startswith('grader.engine')))",
+        *(f"import {module}" for module in SERVER_MODULES),
+    )
+    loaded = eval(stdout(result, 0))  # noqa: S307 - our own printed list
+    assert set(SERVER_MODULES) <= set(loaded), loaded
+    assert not {"grader.engine.execute.pool", "grader.engine.sandbox"} & set(loaded), loaded
+    for module, cell in zip(SERVER_MODULES, result.cells[1:], strict=True):
+        assert cell.error is None, (module, cell.error)
 
 
 def test_environment_is_clean(pool: WorkerPool) -> None:
@@ -196,6 +215,9 @@ def test_worker_modules_are_declared_explicitly() -> None:
     assert staged == staged_files(REPO / "grader")
     assert {"__init__.py", "engine/forbidden.py", "runtime/probe.py",
             "runtime/declare.py"} <= set(staged)
+    assert set(SERVER_FILES) <= set(staged)
+    assert not {"engine/execute/pool.py", "engine/execute/launcher.py", "engine/sandbox.py",
+                "engine/autograde.py"} & set(staged)
     for assignment in ASSIGNMENTS:
         assert f"course/{assignment}/cases.py" in staged
         assert f"course/{assignment}/exercises.py" in staged
@@ -218,10 +240,13 @@ def test_stage_copies_only_worker_modules(tmp_path: Path) -> None:
     server = tmp_path / "worker.py"
     server.write_text("")
     staged = sandbox.stage(pkg, server, tmp_path / "stage")
+    # the stub's worker modules, and the fork server's own modules from the running engine
     assert sorted(str(p.relative_to(staged / "grader")) for p in (staged / "grader").rglob("*.py")
-                  ) == ["__init__.py", "course/__init__.py", "course/a1/__init__.py",
-                        "course/a1/cases.py", "course/a1/exercises.py", "runtime/__init__.py",
-                        "runtime/probe.py"]
+                  ) == sorted(["__init__.py", "course/__init__.py", "course/a1/__init__.py",
+                               "course/a1/cases.py", "course/a1/exercises.py",
+                               "runtime/__init__.py", "runtime/probe.py", *SERVER_FILES])
+    for name in SERVER_FILES:
+        assert (staged / "grader" / name).read_bytes() == (REPO / "grader" / name).read_bytes()
     assert (staged / sandbox.SERVER_SCRIPT).exists()
 
 

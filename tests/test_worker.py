@@ -1,4 +1,4 @@
-"""grader.engine.worker: warm fork servers run submissions with Jupyter-like outputs, isolated
+"""grader.engine.execute: warm fork servers run submissions with Jupyter-like outputs, isolated
 state, probe records tagged by cell, and a clear error for every kind of abuse.
 
 The servers here use a stub ``grader`` package (``package_dir``) so the tests do not depend on
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
+from grader.engine.execute.pool import CellJob, CellResult, Limits, RunResult, WorkerPool
 
 pytestmark = pytest.mark.e2e  # real nbgrader, worker pools, browsers or servers
 

@@ -91,7 +91,7 @@ def test_steps() -> None:
     course = next(s for s in steps if s.get("with", {}).get("path") == ".course")
     assert course["uses"] == "actions/checkout@v4"
     assert course["with"]["repository"] == "${{ env.COURSE_REPO }}"
-    assert "pip install ./.course" in _step("install")["run"]
+    assert 'pip install "./.course[course]"' in _step("install")["run"]  # the course's torch
 
     grade = _step(RUNNER_ID)["run"]
     assert 'python -m grader autograde "$NOTEBOOK" --assignment "$ASSIGNMENT"' in grade

@@ -22,7 +22,7 @@ with ``SaveAutoGrades``), so the gradebook, ``nbgrader export``, formgrader and
 ``nbgrader generate_feedback`` work unchanged:
 
 * ``nbgrader``: stock execution, one Jupyter kernel per notebook;
-* ``fast`` (default): every submission first runs in :class:`grader.engine.worker.WorkerPool`
+* ``fast`` (default): every submission first runs in :class:`grader.engine.execute.pool.WorkerPool`
   (forked, sandboxed workers, in parallel); nbgrader's ``Execute`` preprocessor is replaced
   by :class:`PrecomputedExecute`, which puts the worker's outputs into the notebook and judges
   each hidden check in this process with :func:`grader.checks.judge`. A failed verdict becomes
@@ -241,9 +241,9 @@ def _grade_id(cell: NotebookNode) -> str | None:
 
 
 def cell_jobs(nb: NotebookNode) -> list[Any]:
-    """The code cells of a notebook as :class:`grader.engine.worker.CellJob` objects."""
+    """The code cells of a notebook as :class:`grader.engine.execute.pool.CellJob` objects."""
     try:
-        from grader.engine.worker import CellJob
+        from grader.engine.execute.pool import CellJob
     except ImportError:  # the worker module is not installed: a plain stand-in
         CellJob = _CellJob  # noqa: N806
 
@@ -731,7 +731,7 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
 
 
 def _default_pool_factory(jobs: int | None, sandbox: bool, timeout: float | None) -> Any:
-    from grader.engine.worker import Limits, WorkerPool
+    from grader.engine.execute.pool import Limits, WorkerPool
 
     limits = Limits()
     if timeout:

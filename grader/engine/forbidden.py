@@ -1,16 +1,23 @@
-"""The from-scratch rule: no torch (or numpy/scipy) convolution, pooling or unfold.
+"""The forbidden-API rule's mechanism, and the tamper scan.
 
-Two independent detectors:
+What is forbidden is the course's to say: a :class:`grader.runtime.declare.ForbiddenApi`
+given to the exercises it applies to (this course: no torch, numpy or scipy convolution,
+pooling or unfold, ``grader.course.FROM_SCRATCH``). A course without one has no such rule.
+Two independent detectors run a rule:
 
 * :func:`scan` reads the student's source with :mod:`ast` in the grader's own process. It
   follows the exercise's function into the helpers and module-level names it uses, so
-  aliases (``import torch.nn.functional as G``; ``c = F.conv2d``), string look-ups
+  aliases (``torch.nn.functional`` imported as ``G``; ``c = F.conv2d``), string look-ups
   (``getattr(F, "conv2d")``) and computed look-ups (``getattr(F, "con" + "v2d")``,
   ``eval``, ``__import__``) are all caught.
-* :func:`tripwires` wraps the real torch functions while the student's code runs and notes
+* :func:`tripwires` wraps the rule's library functions while the student's code runs and notes
   each call. It runs inside the student's worker, so it is a second opinion only.
 
-This module is staged into the sandboxed worker: standard library and torch only.
+:func:`tamper_scan` is no verdict: it lists what could forge a record, skip a graded cell or
+hide a forbidden call, for review (grader.engine.review).
+
+This module is staged into the sandboxed worker: standard library only (the tripwires find the
+libraries they wrap by name).
 """
 
 from __future__ import annotations
@@ -18,30 +25,15 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import importlib
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-FORBIDDEN_NAMES: frozenset[str] = frozenset(
-    {
-        # convolution
-        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-        "conv_transpose3d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
-        "ConvTranspose2d", "LazyConv2d", "convolution", "_convolution", "conv_tbc",
-        "mkldnn_convolution", "correlate", "correlate2d", "convolve", "convolve2d",
-        "fftconvolve", "oaconvolve",
-        # pooling
-        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-        "max_pool2d_with_indices", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d",
-        "AvgPool2d", "AvgPool3d", "adaptive_max_pool2d", "adaptive_avg_pool2d",
-        "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "lp_pool2d", "LPPool2d",
-        "fractional_max_pool2d", "FractionalMaxPool2d", "maximum_filter", "uniform_filter",
-        # sliding windows
-        "unfold", "Unfold", "fold", "Fold", "im2col", "col2im", "as_strided",
-        "sliding_window_view",
-    }
-)
+if TYPE_CHECKING:
+    from grader.runtime.declare import ForbiddenApi
 
 # Built-ins that reach an attribute or module by a computed name.
 INDIRECT_CALLS: frozenset[str] = frozenset(
@@ -49,7 +41,14 @@ INDIRECT_CALLS: frozenset[str] = frozenset(
      "locals", "attrgetter", "methodcaller"}
 )
 
-_FORBIDDEN_RE = re.compile("|".join(sorted(FORBIDDEN_NAMES, key=len, reverse=True)))
+
+
+@functools.lru_cache(maxsize=8)
+def _names_re(names: frozenset[str]) -> re.Pattern[str] | None:
+    """A pattern matching any of ``names`` (longest first), or None for no names."""
+    if not names:
+        return None
+    return re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)))
 
 
 @dataclass(frozen=True)
@@ -323,8 +322,10 @@ def _names_used(node: ast.AST) -> set[str]:
     return loaded
 
 
-def _uses(node: ast.AST, lines: list[str], ctx: _Context) -> list[Finding]:
+def _uses(node: ast.AST, lines: list[str], ctx: _Context, names: frozenset[str]
+          ) -> list[Finding]:
     found: list[Finding] = []
+    names_re = _names_re(names)
 
     def add(name: str, sub: ast.AST) -> None:
         line = getattr(sub, "lineno", 0)
@@ -332,17 +333,19 @@ def _uses(node: ast.AST, lines: list[str], ctx: _Context) -> list[Finding]:
         found.append(Finding(name, line, text[:120]))
 
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) and sub.attr in FORBIDDEN_NAMES:
+        if isinstance(sub, ast.Attribute) and sub.attr in names:
             add(sub.attr, sub)
         elif isinstance(sub, ast.Attribute) and sub.attr in ("__dict__", "__getattribute__",
                                                              "__getattr__"):
             add(f"{sub.attr} (a look-up by computed name)", sub)
-        elif isinstance(sub, ast.Name) and sub.id in FORBIDDEN_NAMES:
+        elif isinstance(sub, ast.Name) and sub.id in names:
             add(sub.id, sub)
-        elif isinstance(sub, ast.alias) and sub.name.split(".")[-1] in FORBIDDEN_NAMES:
+        elif isinstance(sub, ast.alias) and sub.name.split(".")[-1] in names:
             add(sub.name.split(".")[-1], node)
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-            match = _FORBIDDEN_RE.search(sub.value)
+            if names_re is None:
+                continue
+            match = names_re.search(sub.value)
             if match and sub.value.strip() == match.group(0):
                 add(match.group(0), sub)
         elif isinstance(sub, ast.Call):
@@ -361,18 +364,19 @@ def _uses(node: ast.AST, lines: list[str], ctx: _Context) -> list[Finding]:
     return found
 
 
-def scan(source: str, entry: str | None = None) -> list[Finding]:
-    """Find forbidden torch/numpy/scipy calls in the code ``entry`` depends on.
+def scan(source: str, entry: str | None = None, *, rule: ForbiddenApi) -> list[Finding]:
+    """Find uses of ``rule``'s forbidden names in the code ``entry`` depends on.
 
     Args:
         source: the student's code (all non-test code cells, joined).
         entry: the name of the exercise's function; ``None`` scans everything.
+        rule: the course's forbidden-API rule for the exercise (its ``names``).
 
     Returns:
         The findings, in source order; ``[]`` when the code is clean. Cells that do not
         parse are left out (they cannot run).
     """
-    return list(_scan(source, entry))
+    return list(_scan(source, entry, frozenset(rule.names)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -387,9 +391,9 @@ def _analysis(source: str) -> tuple[ast.Module, list[str], dict[str, list[ast.AS
 
 
 @functools.lru_cache(maxsize=64)
-def _scan(source: str, entry: str | None) -> tuple[Finding, ...]:
-    """:func:`scan`, once per (source, entry): the judge scans the same notebook for each
-    of its checks."""
+def _scan(source: str, entry: str | None, names: frozenset[str]) -> tuple[Finding, ...]:
+    """:func:`scan`, once per (source, entry, names): the judge scans the same notebook for
+    each of its checks."""
     tree, lines, bound, ctx, indirect = _analysis(source)
     if entry is None or entry not in bound or indirect:
         nodes: list[ast.AST] = [tree]
@@ -405,7 +409,7 @@ def _scan(source: str, entry: str | None) -> tuple[Finding, ...]:
                 todo.extend(_names_used(node) - seen)
     findings: dict[tuple[int, str], Finding] = {}
     for node in nodes:
-        for finding in _uses(node, lines, ctx):
+        for finding in _uses(node, lines, ctx, names):
             findings.setdefault((finding.line, finding.name), finding)
     return tuple(sorted(findings.values(), key=lambda f: (f.line, f.name)))
 
@@ -413,24 +417,43 @@ def _scan(source: str, entry: str | None) -> tuple[Finding, ...]:
 # ---------------------------------------------------------------------------------------------
 # runtime tripwires (run in the student's process)
 
-def _tripwire_targets() -> list[tuple[Any, str, str]]:
-    import torch
-    import torch.nn.functional as F
+def _resolve(path: str) -> Any:
+    """The module or class at dotted ``path`` ("torch.nn.Conv2d"), or None if it is not there.
 
+    Starts from the longest prefix already imported, else imports the top-level package."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        obj = sys.modules.get(".".join(parts[:i]))
+        if obj is not None:
+            break
+    else:
+        try:
+            obj, i = importlib.import_module(parts[0]), 1
+        except ImportError:
+            return None
+    for part in parts[i:]:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _tripwire_targets(rule: ForbiddenApi) -> list[tuple[Any, str, str]]:
+    """``(owner, attribute, label)`` of every call ``rule``'s tripwires wrap, in order."""
     targets: list[tuple[Any, str, str]] = []
-    for module, prefix in ((F, "torch.nn.functional"), (torch, "torch")):
-        for name in sorted(FORBIDDEN_NAMES):
-            if callable(getattr(module, name, None)) and not isinstance(
-                getattr(module, name), type
-            ):
-                targets.append((module, name, f"{prefix}.{name}"))
-    for name in ("unfold", "as_strided"):
-        targets.append((torch.Tensor, name, f"Tensor.{name}"))
-    for cls in ("Conv1d", "Conv2d", "Conv3d", "MaxPool2d", "AvgPool2d", "Unfold",
-                "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-        klass = getattr(torch.nn, cls, None)
-        if klass is not None:
-            targets.append((klass, "forward", f"torch.nn.{cls}"))
+    for wire in rule.tripwires:
+        owner = _resolve(wire.owner)
+        if owner is None:
+            continue
+        if wire.names is None:
+            for name in sorted(rule.names):
+                if callable(getattr(owner, name, None)) and not isinstance(
+                    getattr(owner, name), type
+                ):
+                    targets.append((owner, name, wire.label.format(owner=wire.owner, name=name)))
+        else:
+            targets += [(owner, name, wire.label.format(owner=wire.owner, name=name))
+                        for name in wire.names]
     return targets
 
 
@@ -438,11 +461,12 @@ _MISSING = object()
 
 
 @contextlib.contextmanager
-def tripwires() -> Iterator[set[str]]:
-    """Record every forbidden torch call made inside the ``with`` block.
+def tripwires(rule: ForbiddenApi) -> Iterator[set[str]]:
+    """Record every call ``rule``'s tripwires watch made inside the ``with`` block.
 
-    Yields the set that fills with names such as ``"torch.nn.functional.conv2d"``. The
-    real functions still run, so the student's answer is computed as usual.
+    Yields the set that fills with the tripwires' labels, such as
+    ``"torch.nn.functional.conv2d"``. The real functions still run, so the student's answer
+    is computed as usual; everything is put back when the block ends.
     """
     seen: set[str] = set()
     patched: list[tuple[Any, str, Any]] = []
@@ -456,7 +480,7 @@ def tripwires() -> Iterator[set[str]]:
         return wrapper
 
     try:
-        for owner, name, label in _tripwire_targets():
+        for owner, name, label in _tripwire_targets(rule):
             current = getattr(owner, name, None)
             if current is None:
                 continue

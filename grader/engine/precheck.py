@@ -50,6 +50,7 @@ __all__ = [
     "load_sources",
     "precheck",
     "precheck_notebook",
+    "checks_called",
     "hidden_checks",
     "defined_names",
     "is_test_cell",
@@ -59,19 +60,35 @@ SCHEMA_VERSION = 3
 _HIDDEN_RE = re.compile(
     r"### BEGIN HIDDEN TESTS(.*?)(?:### END HIDDEN TESTS|\Z)", re.DOTALL
 )
-_CHECK_CALL_RE = re.compile(r"\bcheck_([A-Za-z_]\w*)\s*\(")
+_CHECK_CALL_RE = re.compile(r"\bcheck_(\w+)\s*\(")
 _DEFAULT_CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 _DEFAULT_TEXT_STUB = "YOUR ANSWER HERE"
 
 
-def hidden_checks(cell_source: str) -> list[str]:
-    """Names of the checks (without ``check_``) called in a cell's hidden test sections."""
+def checks_called(cell_source: str, scope: str = "hidden") -> list[str]:
+    """Names of the checks (without ``check_``) a test cell calls, in order, each once.
+
+    ``scope`` says where to look: ``"hidden"``, in the cell's hidden test sections only (what
+    runs in the autograder); ``"cell"``, anywhere in the cell (the registry's view of a
+    source notebook). The one ``check_<name>(`` finder of the engine and the registry.
+    """
+    if scope == "hidden":
+        sections = _HIDDEN_RE.findall(cell_source)
+    elif scope == "cell":
+        sections = [cell_source]
+    else:
+        raise ValueError(f"scope must be 'hidden' or 'cell', not {scope!r}")
     names: list[str] = []
-    for section in _HIDDEN_RE.findall(cell_source):
+    for section in sections:
         for name in _CHECK_CALL_RE.findall(section):
             if name not in names:
                 names.append(name)
     return names
+
+
+def hidden_checks(cell_source: str) -> list[str]:
+    """Names of the checks (without ``check_``) called in a cell's hidden test sections."""
+    return checks_called(cell_source, "hidden")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The bubblewrap sandbox around the warm fork servers of :mod:`grader.engine.worker`.
+"""The bubblewrap sandbox around the warm fork servers of :mod:`grader.engine.execute`.
 
 Each fork server runs as ``bwrap ... python convgrade_worker.py`` with
 
@@ -8,8 +8,9 @@ Each fork server runs as ``bwrap ... python convgrade_worker.py`` with
   usrmerge links ``/bin``, ``/lib*``, ``/sbin``; the dynamic loader's files from ``/etc``; the
   base interpreter's prefix at its own path; the virtual environment at ``/venv``), a
   read-only *stage* at ``/opt/convgrade`` holding a copy of ``grader/`` reduced to
-  ``grader.runtime.staging.staged_files`` plus the server script, a private tmpfs ``/tmp``, a fresh
-  ``/proc`` and a minimal ``/dev``. The repository, ``gradebook.db``, ``source/``, other
+  ``grader.runtime.staging.staged_files`` (the fork server's modules, the runtime, each
+  assignment's declarations and cases) plus the server script, a private tmpfs ``/tmp``, a
+  fresh ``/proc`` and a minimal ``/dev``. The repository, ``gradebook.db``, ``source/``, other
   students' files and ``/root`` are not mounted, so they do not exist inside;
 * ``--die-with-parent`` and ``--new-session``.
 
@@ -24,7 +25,8 @@ included) and the rlimits apply to that user directly.
 
 Inside, the child can write only to its own working directory under the private /tmp
 (``/tmp`` itself, ``/dev/shm`` and every bind are read-only or root-owned). bwrap 0.8 cannot
-cap a tmpfs's size, so the server watches /tmp's usage instead (:mod:`grader.engine.worker`).
+cap a tmpfs's size, so the server watches /tmp's usage instead
+(:mod:`grader.engine.execute.server`).
 Not done here: seccomp filtering, and a cgroup for the whole sandbox (memory and pids are
 limited per process with rlimits; ``max_processes`` x ``memory_bytes`` is the worst case).
 """
@@ -40,7 +42,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.runtime.staging import staged_files
+from grader.runtime.staging import SERVER_FILES, staged_files
 
 __all__ = [
     "BWRAP_ENV",
@@ -62,7 +64,8 @@ BWRAP_ENV = "CONVGRADE_BWRAP"
 SANDBOX_STAGE = "/opt/convgrade"
 #: Where the virtual environment is mounted inside the sandbox.
 SANDBOX_VENV = "/venv"
-#: Name of the fork-server script in the stage (a copy of grader/engine/worker.py).
+#: Name of the fork-server script in the stage (a copy of grader/engine/execute/launcher.py,
+#: which runs the staged grader.engine.execute.server).
 SERVER_SCRIPT = "convgrade_worker.py"
 
 _SERVER_CAPS = (
@@ -129,9 +132,16 @@ def worker_modules(package_dir: Path) -> tuple[str, ...]:
     return staged_files(Path(package_dir))
 
 
+#: The grader package this engine runs from: the fork server's modules are staged from here.
+ENGINE_PACKAGE = Path(__file__).resolve().parents[1]
+
+
 def stage(package_dir: Path, server_script: Path, dest: Path | None = None) -> Path:
     """Build the read-only stage: ``grader/`` with the worker modules only, plus the server.
 
+    The worker modules of ``package_dir`` (:func:`worker_modules`) are copied from it; the fork
+    server's own modules (``grader.runtime.staging.SERVER_FILES``) always from the running
+    engine (:data:`ENGINE_PACKAGE`), and ``server_script`` as :data:`SERVER_SCRIPT`.
     Returns the stage directory (a new temporary directory unless ``dest`` is given); the
     caller removes it. Packages on the way to a staged file get an empty ``__init__.py`` if
     the declaration stages none.
@@ -139,10 +149,12 @@ def stage(package_dir: Path, server_script: Path, dest: Path | None = None) -> P
     root = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="convgrade-stage-"))
     pkg = root / "grader"
     pkg.mkdir(parents=True, exist_ok=True)
-    for name in worker_modules(Path(package_dir)):
+    sources = {name: Path(package_dir) / name for name in worker_modules(Path(package_dir))}
+    sources.update({name: ENGINE_PACKAGE / name for name in SERVER_FILES})
+    for name, source in sources.items():
         target = pkg / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(package_dir) / name, target)
+        shutil.copyfile(source, target)
     for folder in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
         if not (folder / "__init__.py").exists():
             (folder / "__init__.py").write_text("")

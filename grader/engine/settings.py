@@ -6,7 +6,7 @@ in the ``ConvGrade`` section::
     c.ConvGrade.preload = ["numpy", "torch"]
 
 ``preload`` lists the modules each warm worker server imports once, before it forks a child
-per notebook, so that no student pays for them (``import torch`` costs about 3 s). A course
+per notebook, so that no student pays for them (importing torch costs about 3 s). A course
 that declares nothing preloads nothing beyond the standard library and IPython; a module it
 does not preload still works, each notebook just imports it itself.
 

@@ -1,7 +1,9 @@
 """What a course is written with: an exercise's declaration, its cases, its known mistakes.
 
 Plain frozen dataclasses, no torch, so that the declarations and the cases can be staged into
-the worker (the mistakes and references are not: only their type lives here).
+the worker (the mistakes and references are not: only their type lives here). A course's
+forbidden-API rule (:class:`ForbiddenApi`, :class:`Tripwire`) is declared with them: the worker's
+tripwires need it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,48 @@ KINDS = (*FUNCTION_KINDS, "value")
 
 
 @dataclass(frozen=True)
+class Tripwire:
+    """Where the runtime tripwires wrap forbidden calls while a check runs the student's code.
+
+    Attributes:
+        owner: the module or class whose attributes are wrapped, by dotted path
+            ("torch.nn.functional", "torch.Tensor", "torch.nn.Conv2d"); a tripwire whose owner
+            cannot be found (the library is not installed) is left out.
+        names: the attributes to wrap; ``None``: every name of the rule that is a plain
+            function (not a class) of ``owner``.
+        label: how a call is recorded, ``{owner}`` and ``{name}`` filled in
+            ("torch.nn.functional.conv2d").
+    """
+
+    owner: str
+    names: tuple[str, ...] | None = None
+    label: str = "{owner}.{name}"
+
+
+@dataclass(frozen=True)
+class ForbiddenApi:
+    """A forbidden-API rule: library calls an exercise must not use, under any name.
+
+    Declared by the course (this course: ``grader.course.FROM_SCRATCH``) and given to the
+    exercises it applies to (:attr:`Exercise.forbidden`); the engine only runs it
+    (:mod:`grader.engine.forbidden`). A course without one has no forbidden-API rule.
+
+    Attributes:
+        names: the attribute and function names the static scan rejects wherever they are
+            used ("conv2d", "unfold"); they also name what a ``names=None`` tripwire wraps.
+        tripwires: where the runtime tripwires watch calls, in order.
+        requirement: what the verdict says the exercise must be ("must be written from
+            scratch"), after the exercise's title.
+        hint: the verdict's hint.
+    """
+
+    names: frozenset[str]
+    tripwires: tuple[Tripwire, ...] = ()
+    requirement: str = "must not use these library calls"
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class Exercise:
     """One graded exercise, declared once in its assignment's ``exercises.py``.
 
@@ -28,7 +72,8 @@ class Exercise:
             function for function kinds; the reference solution has the same names).
         title: how messages name the exercise ("corr2d(X, K)").
         kind: how results are compared, one of :data:`KINDS`.
-        forbid_torch_ops: whether torch's conv/pool/unfold are off limits.
+        forbidden: the course's forbidden-API rule for this exercise (:class:`ForbiddenApi`),
+            or None: no library call is off limits.
         hints: generic hints of this exercise by failure ("wrong_shape": ...), overriding the
             engine's neutral ones so that each message fits the exercise.
         assignment: filled in by the registry from the folder the exercise is declared in.
@@ -38,7 +83,7 @@ class Exercise:
     answers: tuple[str, ...]
     title: str
     kind: str
-    forbid_torch_ops: bool = False
+    forbidden: ForbiddenApi | None = None
     hints: dict[str, str] = field(default_factory=dict)
     assignment: str = ""
 
@@ -53,10 +98,11 @@ class Exercise:
         return self.kind in FUNCTION_KINDS
 
 
-def exercise(name: str, answers: str, title: str, kind: str, forbid: bool = False,
-             **hints: str) -> Exercise:
-    """Shorthand for :class:`Exercise`: ``answers`` is space-separated."""
-    return Exercise(name, tuple(answers.split()), title, kind, forbid, dict(hints))
+def exercise(name: str, answers: str, title: str, kind: str,
+             forbidden: ForbiddenApi | None = None, **hints: str) -> Exercise:
+    """Shorthand for :class:`Exercise`: ``answers`` is space-separated, ``forbidden`` the
+    course's rule for this exercise (if any), ``hints`` its generic hints by failure."""
+    return Exercise(name, tuple(answers.split()), title, kind, forbidden, dict(hints))
 
 
 @dataclass(frozen=True)

@@ -24,22 +24,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 import inspect
 import io
 import math
-import pkgutil
 import sys
 import warnings
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from grader.engine import forbidden
-from grader.runtime.declare import Case, Exercise
-
-#: The package holding the course's assignments (one subpackage per assignment).
-COURSE_PACKAGE = "grader.course"
+from grader.runtime.declare import Case, Exercise, ForbiddenApi
+from grader.runtime.discover import assignment_modules
 
 #: Largest tensor (elements) and text recorded; anything bigger is recorded as too large.
 MAX_ELEMENTS = 100_000
@@ -72,27 +67,6 @@ def set_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the course, found by discovery (the same code runs in the worker's stage and outside)
-
-
-def assignment_modules(part: str, package: str = COURSE_PACKAGE) -> dict[str, ModuleType]:
-    """``{assignment: module}`` of each assignment's ``<part>.py`` (e.g. "cases"), by discovery.
-
-    An assignment is a subpackage of ``package``; one without that part is left out.
-    """
-    try:
-        course = importlib.import_module(package)
-    except ImportError:
-        return {}
-    found = {}
-    for info in sorted(pkgutil.iter_modules(course.__path__), key=lambda m: m.name):
-        if not info.ispkg or info.name.startswith("_"):
-            continue
-        try:
-            found[info.name] = importlib.import_module(f"{package}.{info.name}.{part}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{package}.{info.name}.{part}":
-                raise
-    return found
 
 
 @functools.cache
@@ -215,12 +189,17 @@ def _quiet():
         yield
 
 
-def call(fn: Any, case: Case) -> dict:
-    """Call the student's function on one case and record the outcome."""
+def call(fn: Any, case: Case, rule: ForbiddenApi | None = None) -> dict:
+    """Call the student's function on one case and record the outcome.
+
+    With ``rule`` (the exercise's forbidden-API rule) its tripwires watch the call and the
+    record's ``forbidden`` lists what they saw; without one it is empty.
+    """
     if not callable(fn):
         return {"label": case.label, "result": {"type": "not_callable", **encode(fn)},
                 "forbidden": []}
-    with _quiet(), forbidden.tripwires() as seen:
+    watch = forbidden.tripwires(rule) if rule is not None else contextlib.nullcontext(set())
+    with _quiet(), watch as seen:
         try:
             result = encode(fn(*_clone(case.args), **_clone(case.kwargs)))
         except Exception as exc:  # noqa: BLE001 - every student error is data here
@@ -245,7 +224,8 @@ def _emit(name: str, record: dict) -> None:
 
 
 def _probe_function(name: str, fn: Any) -> None:
-    items = [call(fn, case) for case in cases_for(name, _seed)]
+    rule = declared()[name].forbidden
+    items = [call(fn, case, rule) for case in cases_for(name, _seed)]
     _emit(name, {"items": items, "source": _source_of(fn)})
 
 

@@ -1,7 +1,8 @@
 """What the sandboxed worker is given: the runtime and each assignment's declarations and cases.
 
 An explicit, importable list (no torch, no parsing of source): the sandbox copies exactly
-:func:`staged_files` of the package directory into the worker's read-only stage. References,
+:func:`staged_files` of the package directory, and the engine's own :data:`SERVER_FILES`
+(the fork server and its child), into the worker's read-only stage. References,
 mistakes, judges and the rest of the engine are never in it, so ``import grader.checks`` or
 ``import grader.course.<assignment>.reference`` fails inside the sandbox.
 """
@@ -10,13 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: The fork server and the child it forks, which run in the sandbox (never the pool or the
+#: sandbox module), relative to the grader package. The stage always takes them from the
+#: running engine, whatever package it stages (tests stage a stub package).
+SERVER_FILES: tuple[str, ...] = (
+    "engine/__init__.py",
+    "engine/execute/__init__.py",
+    "engine/execute/protocol.py",
+    "engine/execute/child.py",
+    "engine/execute/server.py",
+)
 #: The runtime and the engine modules it needs, relative to the grader package.
 RUNTIME_FILES: tuple[str, ...] = (
     "__init__.py",
-    "engine/__init__.py",
     "engine/forbidden.py",
     "runtime/__init__.py",
     "runtime/declare.py",
+    "runtime/discover.py",
     "runtime/probe.py",
     "runtime/staging.py",
 )
@@ -40,10 +51,11 @@ def assignment_dirs(package_dir: Path) -> list[Path]:
 def staged_files(package_dir: Path) -> tuple[str, ...]:
     """The files of ``package_dir`` (grader/) staged into the worker, relative paths.
 
-    Files listed here that do not exist are left out (a test's stub package holds fewer).
+    Files listed here that do not exist are left out (a test's stub package holds fewer;
+    :func:`grader.engine.sandbox.stage` adds the engine's own :data:`SERVER_FILES` anyway).
     """
     package_dir = Path(package_dir)
-    names = list(RUNTIME_FILES)
+    names = [*SERVER_FILES, *RUNTIME_FILES]
     dirs = assignment_dirs(package_dir)
     if dirs:
         names += [f"{COURSE_DIR}/{name}" for name in COURSE_FILES]

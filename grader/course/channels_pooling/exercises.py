@@ -9,6 +9,7 @@ answer). Points are in the notebook.
 
 from __future__ import annotations
 
+from grader.course import FROM_SCRATCH
 from grader.runtime.declare import Exercise, exercise
 
 _VALID = ("Check the output size: n - k + 1 along each axis (stride 1, no padding): a 3x3 "
@@ -19,19 +20,19 @@ _POOL = ("Check the output size: n - p + 1 along each axis for a window p (strid
          "padding): a 3x3 input and a 2x2 window give 2x2.")
 
 EXERCISES: tuple[Exercise, ...] = (
-    exercise("corr2d", "corr2d", "corr2d(X, K)", "tensor", True, wrong_shape=_VALID),
-    exercise("corr2d_multi_in", "corr2d_multi_in", "corr2d_multi_in(X, K)", "tensor", True,
+    exercise("corr2d", "corr2d", "corr2d(X, K)", "tensor", FROM_SCRATCH, wrong_shape=_VALID),
+    exercise("corr2d_multi_in", "corr2d_multi_in", "corr2d_multi_in(X, K)", "tensor", FROM_SCRATCH,
              wrong_shape="Check the output size: the channels are summed, so the output is "
                          "2-D, (n - k + 1) x (n - k + 1)."),
     exercise("corr2d_multi_in_out", "corr2d_multi_in_out", "corr2d_multi_in_out(X, K)", "tensor",
-             True, wrong_shape=_CHANNELS),
+             FROM_SCRATCH, wrong_shape=_CHANNELS),
     exercise("corr2d_multi_in_out_1x1", "corr2d_multi_in_out_1x1",
-             "corr2d_multi_in_out_1x1(X, K)", "tensor", True,
+             "corr2d_multi_in_out_1x1(X, K)", "tensor", FROM_SCRATCH,
              wrong_shape="Check the output size: a 1x1 kernel keeps height and width, "
                          "(c_o, n_h, n_w)."),
-    exercise("pool2d_max", "pool2d", "pool2d(X, pool_size, mode='max')", "tensor", True,
+    exercise("pool2d_max", "pool2d", "pool2d(X, pool_size, mode='max')", "tensor", FROM_SCRATCH,
              wrong_shape=_POOL),
-    exercise("pool2d_avg", "pool2d", "pool2d(X, pool_size, mode='avg')", "tensor", True,
+    exercise("pool2d_avg", "pool2d", "pool2d(X, pool_size, mode='avg')", "tensor", FROM_SCRATCH,
              wrong_shape=_POOL),
-    exercise("pool2d_mode", "pool2d", "pool2d with an unknown mode", "raises", True),
+    exercise("pool2d_mode", "pool2d", "pool2d with an unknown mode", "raises", FROM_SCRATCH),
 )

@@ -11,19 +11,11 @@ from collections.abc import Callable
 
 import torch
 
+from grader.course.compare import as_tensor, fmt_tensor
 from grader.course.conv_basics import reference as R
 from grader.course.conv_basics.cases import LAB_IMAGE
 from grader.mistakes import value_mistake
-from grader.records import (
-    Verdict,
-    as_number,
-    as_shape,
-    as_tensor,
-    describe,
-    fail,
-    fmt_number,
-    fmt_tensor,
-)
+from grader.records import Verdict, as_number, as_shape, describe, fail, fmt_number
 from grader.registry import course
 from grader.runtime.declare import Exercise
 

@@ -9,12 +9,13 @@ answer). Points are in the notebook.
 
 from __future__ import annotations
 
+from grader.course import FROM_SCRATCH
 from grader.runtime.declare import Exercise, exercise
 
 EXERCISES: tuple[Exercise, ...] = (
     exercise("conv_output_size", "conv_output_size", "conv_output_size(n, k, p, s)", "number"),
     exercise("corr2d_pad_stride", "corr2d_pad_stride", "corr2d_pad_stride(X, K, padding, stride)",
-             "tensor", True,
+             "tensor", FROM_SCRATCH,
              wrong_shape="Check the output size: floor((n + 2p - k) / s) + 1 along each axis, "
                          "with the padding p added on both sides and the stride s of that axis."),
     exercise("receptive_field", "receptive_field", "receptive_field(layers)", "number"),

@@ -1,6 +1,6 @@
 """Where step 3 (execute) runs: the local warm pool (the default) or a Dask cluster.
 
-An executor is anything with the pool protocol of :class:`grader.engine.worker.WorkerPool`:
+An executor is anything with the pool protocol of :class:`grader.engine.execute.pool.WorkerPool`:
 ``map(list_of_cell_job_lists)`` yields ``(position, RunResult)`` as runs finish, ``run``,
 ``warm``, ``server_info``, ``close``, and the run's settings as attributes (``seed``,
 ``preload``, ``preload_probe``, ``preload_matplotlib``). The same data goes in and the same

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.engine import sandbox as sandbox_mod
-from grader.engine import worker as worker_mod
-from grader.engine.worker import CellJob, CellResult, Limits, RunResult, WorkerPool
+from grader.engine.execute import launcher as launcher_mod
+from grader.engine.execute.pool import CellJob, CellResult, Limits, RunResult, WorkerPool
 
 __all__ = [
     "CellJob",
@@ -100,12 +100,11 @@ def stage_fingerprint(package_dir: Path | None = None) -> str:
     each assignment's declarations and cases, the server program), Python's version and the
     installed torch and numpy. Two machines with the same fingerprint draw the same cases
     from the same seed and run them the same way."""
-    package = (Path(package_dir) if package_dir is not None
-               else Path(worker_mod.__file__).resolve().parents[1])
+    package = Path(package_dir) if package_dir is not None else sandbox_mod.ENGINE_PACKAGE
     digest = hashlib.sha256()
     for name in sorted(sandbox_mod.worker_modules(package)):
         digest.update(name.encode() + b"\0" + (package / name).read_bytes() + b"\0")
-    digest.update(Path(worker_mod.__file__).read_bytes())
+    digest.update(Path(launcher_mod.__file__).read_bytes())
     digest.update(f"python {sys.version_info[0]}.{sys.version_info[1]}; torch "
                   f"{_version('torch')}; numpy {_version('numpy')}".encode())
     return digest.hexdigest()[:16]
