@@ -101,8 +101,9 @@ def answers(wrong: bool) -> dict[str, str]:
 
 def student_round(
     student: str, wrong: bool, exchange: Path, course: Path, tmp: Path, course_id: str
-) -> None:
-    """fetch_assignment, fill in, submit: as the student, in the student's own folders."""
+) -> tuple[Path, Path]:
+    """fetch_assignment, fill in, submit: as the student, in the student's own folders
+    (returned: the student's HOME and working folder)."""
     home = tmp / f"home-{student}"
     work = home / "work"
     work.mkdir(parents=True)
@@ -120,6 +121,7 @@ def student_round(
     source_nb = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert fill(fetched, source_nb, answers(wrong)) > 0, "no solution cell was filled in"
     run(["nbgrader", "submit", ASSIGNMENT, *common, f"--student={student}"], work, env)
+    return home, work
 
 
 
@@ -149,9 +151,10 @@ if not result["success"]:
 
 def instructor_course(tmp: Path, generate: bool = True,
                       assignment: str = ASSIGNMENT) -> tuple[Path, Path]:
-    """A copy of the course (config and source/) and a world-writable exchange in ``tmp``;
-    with ``generate``, ``assignment`` generated and released to the exchange (nbgrader's API,
-    as formgrader's buttons do)."""
+    """A copy of the course (config and source/) and a world-writable exchange in ``tmp``
+    with ``assignment`` released to it: with ``generate`` by nbgrader's API (as formgrader's
+    buttons do: about 20 s), else by copying the committed release/ where
+    ``release_assignment`` puts it."""
     course, exchange = tmp / "course", tmp / "exchange"
     course.mkdir(parents=True)
     shutil.copy2(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
@@ -159,6 +162,12 @@ def instructor_course(tmp: Path, generate: bool = True,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     exchange.mkdir()
     exchange.chmod(0o777)
+    inbound = exchange / "convgrade" / "inbound"
+    if not generate:  # what release_assignment writes, from the committed release/
+        shutil.copytree(REPO / "release" / assignment,
+                        exchange / "convgrade" / "outbound" / assignment)
+        inbound.mkdir()
+        inbound.chmod(0o733)
     if generate:
         home = tmp / "home-instructor"
         home.mkdir(exist_ok=True)

@@ -265,7 +265,8 @@ class Service:
                  overrides: dict[str, Any] | None = None,
                  pool_factory: PoolFactory | None = None,
                  judge: Callable[..., Any] | None = None,
-                 batch: int = BATCH, poll_interval: float | None = None) -> None:
+                 batch: int = BATCH, poll_interval: float | None = None,
+                 seed: int | None = None) -> None:
         self.course_root = gbmod.find_course_root(course)
         self.config = gbmod.load_config(self.course_root)
         cfg = GradeOnSubmit(config=self.config)
@@ -298,7 +299,9 @@ class Service:
         self.batch = max(1, int(batch))
         self.poll_interval = float(poll_interval if poll_interval is not None
                                    else cfg.poll_interval)
-        self.seed = secrets.randbelow(2**31)
+        #: the checks' seed for the whole service (a worker server keeps the seed it started
+        #: with): secret and fresh per start unless given
+        self.seed = secrets.randbelow(2**31) if seed is None else int(seed)
         self.stop_event = threading.Event()
         jpath = journal_path(self.course_root)
         jpath.parent.mkdir(parents=True, exist_ok=True)
