@@ -287,9 +287,14 @@ def test_feedback_policies_before_and_after_the_deadline(
         home = _submit(course, exchange, tmp_path, "cat", wrong=True)
         _released(service, 3)
         row = [r for r in service.journal.in_state("released") if r.student == "cat"][0]
+        ben = wait_for(lambda: [r for r in service.journal.in_state("released")
+                                if r.student == "ben" and r.feedback == "hints"], WAIT_S,
+                       "ben's withheld feedback once the deadline has passed")
     assert row.late == 1 and row.feedback == "hints", row
     page = _published(exchange, home, "cat")[0]
     assert hint in page or html.escape(hint) in page
+    page = _published(exchange, tmp_path / "home-ben", "ben")[0]
+    assert ben and (hint in page or html.escape(hint) in page)
     # ... or not graded at all (stop): the student is told, nothing is recorded
     with running(course, exchange, shared_pool, overrides={"after_deadline": "stop"}) as service:
         home = _submit(course, exchange, tmp_path, "dan")

@@ -94,6 +94,7 @@ def test_inbound_scan_takes_complete_submissions_only(tmp_path: Path) -> None:
     _landed(inbound, "dan+a1+2026-01-01 10:00:03.000001 UTC", age=1)  # no random string
     _landed(inbound, "eve+other+2026-01-01 10:00:04.000001 UTC+rnd")  # not served
     (inbound / "stray-folder").mkdir()
+    _landed(inbound, "..+a1+2026-01-01 10:00:05.000001 UTC+rnd")  # would leave submitted/
     got = inbound_folders(inbound, {"a1"})
     assert [(s.student, s.assignment) for s in got] == [("ada", "a1"), ("dan", "a1")]
     assert got[0].timestamp == "2026-01-01 10:00:00.000001 UTC"

@@ -36,6 +36,7 @@ import fcntl
 import html
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -63,6 +64,10 @@ MAX_ATTEMPTS = 3
 #: at most this many submissions per call of the engine (one batch): big enough to keep a
 #: deadline rush moving, small enough that the first feedback of a burst is out soon
 BATCH = 16
+
+
+#: the student ids the service collects (a name from the inbound becomes a folder name)
+_SAFE_ID = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@+-]*")
 
 
 class ServeError(RuntimeError):
@@ -162,6 +167,8 @@ def _parse_name(name: str) -> tuple[str, str, str] | None:
         return None
     if not student or not assignment or not timestamp or name.startswith("."):
         return None
+    if not _SAFE_ID.fullmatch(student) or student in (".", ".."):
+        return None  # a folder name no nbgrader submit writes: it would leave submitted/
     return student, assignment, timestamp
 
 
@@ -407,6 +414,7 @@ class Service:
         was done."""
         worked = self.scan() > 0
         worked |= self._release_recorded()
+        worked |= self._release_withheld()
         ready = self._ready()
         if ready:
             by_assignment: dict[str, list[Row]] = {}
@@ -428,6 +436,41 @@ class Service:
         for row in rows:
             self._release(row, None)
         return bool(rows)
+
+    def _release_withheld(self) -> bool:
+        """Once the deadline has passed, release the full feedback that ``none`` withheld
+        (the latest submission of each student; an earlier one gets nothing more)."""
+        rows = [r for r in self.journal.in_state("released") if r.feedback == "withheld"]
+        if not rows:
+            return False
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        latest: dict[tuple[str, str], Row] = {}
+        for r in self.journal.in_state("released"):
+            key = (r.student, r.assignment)
+            if r.error is None and (key not in latest or (_utc(r.timestamp) or dt.datetime.min)
+                                    > (_utc(latest[key].timestamp) or dt.datetime.min)):
+                latest[key] = r
+        worked = False
+        for row in rows:
+            due = self.duedate(row.assignment)
+            if due is None or now <= due:
+                continue
+            worked = True
+            if latest.get((row.student, row.assignment)) is not row:
+                self.journal.update(row.id, feedback="superseded")
+                continue
+            try:
+                for notebook_id, page in self._feedback_pages(row).items():
+                    self._publish(row, page, only=notebook_id)
+            except Exception as exc:
+                log.exception("feedback for %s %s failed", row.student, row.assignment)
+                self.journal.update(row.id, feedback="error",
+                                    error=f"the feedback could not be made: {exc}")
+                continue
+            self.journal.update(row.id, feedback="hints")
+            log.info("released withheld feedback %s %s (%s): the deadline has passed",
+                     row.student, row.assignment, row.timestamp)
+        return worked
 
     # -- policies -------------------------------------------------------------------------------
     def duedate(self, assignment: str) -> dt.datetime | None:
