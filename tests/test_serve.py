@@ -359,6 +359,25 @@ def test_sigkill_mid_grade_then_restart_records_once(tmp_path: Path) -> None:
                             cwd=course, env=env, capture_output=True, text=True, check=True)
     assert "1 released" in status.stdout and "p50" in status.stdout, status.stdout
 
+    # SIGTERM stops a running service cleanly (exit 0, journal closed, lock released)
+    proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: "running" in subprocess.run(
+            [*cmd[:3], "serve", "--course", str(course), "--status"], cwd=course, env=env,
+            capture_output=True, text=True, check=True).stdout.splitlines()[0], WAIT_S,
+            "the service to say it runs", every=0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    assert proc.returncode == 0 and "stopped" in out, out
+    status = subprocess.run([*cmd[:3], "serve", "--course", str(course), "--status"],
+                            cwd=course, env=env, capture_output=True, text=True, check=True)
+    assert status.stdout.startswith("service: not running"), status.stdout
+
 
 def _grades_per_submission(course: Path) -> int:
     """The grade rows one submission of the assignment has (one per graded cell)."""

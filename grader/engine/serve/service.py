@@ -273,7 +273,7 @@ class Service:
                  pool_factory: PoolFactory | None = None,
                  judge: Callable[..., Any] | None = None,
                  batch: int = BATCH, poll_interval: float | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, feedback_process: bool = True) -> None:
         self.course_root = gbmod.find_course_root(course)
         self.config = gbmod.load_config(self.course_root)
         cfg = GradeOnSubmit(config=self.config)
@@ -324,6 +324,9 @@ class Service:
         self._known: set[str] = set()
         self._duedates: dict[str, tuple[float, dt.datetime | None]] = {}
         self._feedback_converters: dict[str, Any] = {}
+        self._use_process = feedback_process
+        self._maker: FeedbackProcess | None = None
+        self._pending: dict[str, tuple[Row, Any]] = {}
 
     # -- life cycle -----------------------------------------------------------------------------
     def __enter__(self) -> Service:
@@ -334,6 +337,10 @@ class Service:
 
     def close(self) -> None:
         """Stop the pool and release the journal and the lock."""
+        if self._maker is not None:
+            with contextlib.suppress(Exception):
+                self._maker.close()
+            self._maker = None
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 self._pool.shutdown()
@@ -353,6 +360,8 @@ class Service:
         self.journal.set_meta("started", str(time.time()))
         self.journal.set_meta("assignments", ",".join(self.assignments))
         self.journal.set_meta("exchange", str(self.exchange))
+        if self._use_process and self._maker is None:
+            self._maker = FeedbackProcess(self.course_root)
         if self._pool is None:
             threading.Thread(target=self._preload, name="convgrade-serve-imports",
                              daemon=True).start()
@@ -378,13 +387,20 @@ class Service:
         self.start()
         log.info("serving %s from %s (journal %s)", ", ".join(self.assignments), self.inbound,
                  self.journal.path)
+        beat = 0.0
         while not self.stop_event.is_set():
             worked = self.step()
-            self.journal.set_meta("heartbeat", str(time.time()))
-            if once and not worked and not self._ready_soon():
+            if time.monotonic() - beat > 2.0:  # for --status: the service is alive
+                self.journal.set_meta("heartbeat", str(time.time()))
+                beat = time.monotonic()
+            if once and not worked and not self._pending and not self._ready_soon():
                 break
             if not worked:
                 self.stop_event.wait(self.poll_interval)
+        deadline = time.monotonic() + 120
+        while self._pending and time.monotonic() < deadline:  # feedback under way
+            self._collect_feedback()
+            time.sleep(0.05)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the service after the batch in progress (a second one
@@ -413,6 +429,7 @@ class Service:
         """One pass: scan, apply the policies, grade one batch, release; True if anything
         was done."""
         worked = self.scan() > 0
+        worked |= self._collect_feedback()
         worked |= self._release_recorded()
         worked |= self._release_withheld()
         ready = self._ready()
@@ -432,10 +449,43 @@ class Service:
 
     def _release_recorded(self) -> bool:
         """Release what was recorded but not released (a restart after a kill)."""
-        rows = self.journal.in_state("recorded")
+        rows = [r for r in self.journal.in_state("recorded") if r.id not in self._pending]
         for row in rows:
             self._release(row, None)
         return bool(rows)
+
+    def _collect_feedback(self) -> bool:
+        """Release the feedback the feedback process has finished."""
+        done = [(sid, row, fut) for sid, (row, fut) in self._pending.items() if fut.done()]
+        for sid, row, fut in done:
+            del self._pending[sid]
+            try:
+                pages = fut.result()
+            except Exception as exc:  # the process failed: make it here instead
+                log.warning("the feedback process failed for %s (%s): rendering here",
+                            row.id, exc)
+                self._restart_maker()
+                try:
+                    pages = self._feedback_pages(row)
+                except Exception as exc2:
+                    log.exception("feedback for %s %s failed", row.student, row.assignment)
+                    self._fail(row, "the feedback could not be made: "
+                               f"{type(exc2).__name__}: {exc2}", final=True)
+                    continue
+            self._finish(row, pages, "hints")
+        return bool(done)
+
+    def _restart_maker(self) -> None:
+        if self._maker is not None:
+            with contextlib.suppress(Exception):
+                self._maker.close()
+            self._maker = FeedbackProcess(self.course_root)
+
+    def _finish(self, row: Row, pages: dict[str, str], what: str) -> None:
+        for notebook_id, page in pages.items():
+            self._publish(row, page, only=notebook_id)
+        self.journal.update(row.id, state="released", released=time.time(), feedback=what)
+        self._log_released(self.journal.get(row.id) or row, None)
 
     def _release_withheld(self) -> bool:
         """Once the deadline has passed, release the full feedback that ``none`` withheld
@@ -456,7 +506,8 @@ class Service:
             if due is None or now <= due:
                 continue
             worked = True
-            if latest.get((row.student, row.assignment)) is not row:
+            newest = latest.get((row.student, row.assignment))
+            if newest is None or newest.id != row.id:
                 self.journal.update(row.id, feedback="superseded")
                 continue
             try:
@@ -511,6 +562,7 @@ class Service:
                     (_utc(done[key].timestamp) or dt.datetime.min):
                 done[key] = r
         ready = []
+        busy = {(r.student, r.assignment) for r, _ in self._pending.values()}
         for row in queued:
             key = (row.student, row.assignment)
             later = newest[key]
@@ -522,8 +574,8 @@ class Service:
                     (_utc(row.timestamp) or dt.datetime.max):
                 self._supersede(row, handled)
                 continue
-            if row.not_before > now:
-                continue
+            if row.not_before > now or key in busy:
+                continue  # waiting; or its previous feedback is being made from autograded/
             policy = self.policies[row.assignment]
             late = self._late(row)
             if late and policy.after_deadline == "stop":
@@ -681,33 +733,23 @@ class Service:
                 return
             if what == "score":
                 pages = self._score_pages(row, entry)
+            elif self._maker is not None:
+                self._pending[row.id] = (row, self._maker.submit(row.assignment, row.student))
+                return
             else:
                 pages = self._feedback_pages(row)
-            for notebook_id, page in pages.items():
-                self._publish(row, page, only=notebook_id)
         except Exception as exc:
             log.exception("feedback for %s %s failed", row.student, row.assignment)
             self._fail(row, f"the feedback could not be made: {type(exc).__name__}: {exc}",
                        final=True)
             return
-        self.journal.update(row.id, state="released", released=time.time(), feedback=what)
-        self._log_released(self.journal.get(row.id) or row, None)
+        self._finish(row, pages, what)
 
     def _feedback_pages(self, row: Row) -> dict[str, str]:
         """nbgrader's GenerateFeedback for this student (the course's preprocessors and
-        exporter), in process; the pages by notebook id."""
-        converter = self._feedback_converters.get(row.assignment)
-        if converter is None:
-            converter = self._feedback_converters[row.assignment] = _feedback_converter(
-                self.config, row.assignment)
-        converter.coursedir.student_id = row.student
-        with gbmod.venv_on_path():
-            converter.start()
-        folder = self.course_root / "feedback" / row.student / row.assignment
-        pages = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.html")}
-        if not pages:
-            raise RuntimeError(f"nbgrader wrote no feedback into {folder}")
-        return pages
+        exporter), in this process; the pages by notebook id."""
+        return render_feedback(self._feedback_converters, self.config, self.course_root,
+                               row.assignment, row.student)
 
     def _score_pages(self, row: Row, entry: dict[str, Any] | None) -> dict[str, str]:
         """The score-only page (no messages, no hints) for each notebook."""
@@ -792,6 +834,89 @@ def _feedback_converter(config: Any, assignment: str) -> Any:
     quiet = logging.getLogger("grader.serve.nbgrader")
     quiet.setLevel(logging.ERROR)
     return KeptExporterFeedback(coursedir=coursedir, config=config, log=quiet, force=True)
+
+
+def render_feedback(converters: dict[str, Any], config: Any, course_root: Path,
+                    assignment: str, student: str) -> dict[str, str]:
+    """Generate ``student``'s feedback for ``assignment`` (``converters`` keeps one
+    :func:`_feedback_converter` per assignment); the pages by notebook id."""
+    converter = converters.get(assignment)
+    if converter is None:
+        converter = converters[assignment] = _feedback_converter(config, assignment)
+    converter.coursedir.student_id = student
+    with gbmod.venv_on_path():
+        converter.start()
+    folder = course_root / "feedback" / student / assignment
+    pages = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.html")}
+    if not pages:
+        raise RuntimeError(f"nbgrader wrote no feedback into {folder}")
+    return pages
+
+
+class FeedbackProcess:
+    """Renders feedback pages in a process of its own (nbconvert's HTML export is the
+    service's largest cost per submission, about 1 s, and holds the GIL): the service grades
+    the next batch meanwhile, on the other core. The child is ``python -m
+    grader.engine.serve.feedback_child COURSE`` (one JSON request per line on stdin, one
+    answer per line on stdout); requests are served in order by one thread here."""
+
+    def __init__(self, course_root: Path) -> None:
+        import queue
+        import subprocess
+        import sys
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[3])] +
+            ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.engine.serve.feedback_child", str(course_root)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            env=env, cwd=str(course_root))
+        self._queue: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="convgrade-feedback",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import json
+
+        while (item := self._queue.get()) is not None:
+            assignment, student, future = item
+            try:
+                assert self._proc.stdin is not None and self._proc.stdout is not None
+                self._proc.stdin.write(json.dumps([assignment, student]) + "\n")
+                self._proc.stdin.flush()
+                line = self._proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the feedback process exited ({self._proc.poll()})")
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise RuntimeError(answer["error"])
+                future.set_result(answer["pages"])
+            except BaseException as exc:  # noqa: BLE001 -- the service falls back
+                future.set_exception(exc)
+
+    def submit(self, assignment: str, student: str) -> Any:
+        """A future of the pages by notebook id."""
+        from concurrent.futures import Future
+
+        future: Future[dict[str, str]] = Future()
+        self._queue.put((assignment, student, future))
+        return future
+
+    def close(self) -> None:
+        """Stop the process (pages still to make are dropped: their rows stay
+        ``recorded`` and are released on the next start)."""
+        self._queue.put(None)
+        with contextlib.suppress(Exception):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(10)
+        except Exception:
+            self._proc.kill()
+            self._proc.wait()
 
 
 @contextlib.contextmanager
