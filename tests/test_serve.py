@@ -363,9 +363,10 @@ def test_sigkill_mid_grade_then_restart_records_once(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for(lambda: "running" in subprocess.run(
+        wait_for(lambda: subprocess.run(
             [*cmd[:3], "serve", "--course", str(course), "--status"], cwd=course, env=env,
-            capture_output=True, text=True, check=True).stdout.splitlines()[0], WAIT_S,
+            capture_output=True, text=True, check=True).stdout.startswith("service: running"),
+            WAIT_S,
             "the service to say it runs", every=0.5)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=WAIT_S)

@@ -913,7 +913,7 @@ class FeedbackProcess:
             assert self._proc.stdin is not None
             self._proc.stdin.close()
         try:
-            self._proc.wait(10)
+            self._proc.wait(2)  # it keeps nothing: a child still starting up is stopped
         except Exception:
             self._proc.kill()
             self._proc.wait()
