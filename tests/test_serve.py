@@ -188,17 +188,18 @@ def test_nbgrader_submit_is_graded_and_fetch_feedback_shows_the_hint(
 def test_a_burst_from_several_students(tmp_path: Path, shared_pool: _SharedPool) -> None:
     course, exchange = instructor_course(tmp_path, generate=False)
     students = {f"s{i:02d}": i % 3 == 0 for i in range(8)}  # name: wrong
+    # all land before the service's first look (a rush that came in while it was stopped)
+    homes = {s: _submit(course, exchange, tmp_path, s, wrong) for s, wrong in
+             students.items()}
+    # s01 submits again, before the first is graded: only the latest is graded
+    _submit(course, exchange, tmp_path, "s01", wrong=True)
+    # a damaged notebook: an error page, and the service goes on
+    bad = tmp_path / "home-zed" / "work" / ASSIGNMENT
+    bad.mkdir(parents=True)
+    (bad / f"{ASSIGNMENT}.ipynb").write_text("{ not json", encoding="utf-8")
+    submit_like_nbgrader(bad, exchange, COURSE_ID, "zed", ASSIGNMENT,
+                         tmp_path / "home-zed" / "nbgrader_cache")
     with running(course, exchange, shared_pool, batch=4) as service:
-        homes = {s: _submit(course, exchange, tmp_path, s, wrong) for s, wrong in
-                 students.items()}
-        # s01 submits again, before the first is graded: only the latest is graded
-        _submit(course, exchange, tmp_path, "s01", wrong=True)
-        # a damaged notebook: an error page, and the service goes on
-        bad = tmp_path / "home-zed" / "work" / ASSIGNMENT
-        bad.mkdir(parents=True)
-        (bad / f"{ASSIGNMENT}.ipynb").write_text("{ not json", encoding="utf-8")
-        submit_like_nbgrader(bad, exchange, COURSE_ID, "zed", ASSIGNMENT,
-                             tmp_path / "home-zed" / "nbgrader_cache")
         _released(service, len(students) + 2)
         status = service.journal.status()
     assert status["counts"] == {"released": len(students) + 1, "superseded": 1}, status
