@@ -83,9 +83,36 @@ def __getattr__(name: str) -> Any:
 # comparing
 
 
-def _expected(spec: Exercise, case: Case) -> Any:
+#: The reference's and the known mistakes' outputs on a run's cases, the same for every
+#: student: by (check, seed, case index, "reference" or "mistake <id>"), computed once
+#: per run instead of once per student (issue 12). Cleared when it grows past _OUTPUTS_MAX.
+_OUTPUTS: dict[tuple[str, int, int, str], tuple[bool, Any]] = {}
+_OUTPUTS_MAX = 20_000
+CaseKey = tuple[str, int, int]
+
+
+def _once(key: CaseKey | None, what: str, compute: Any) -> Any:
+    """``compute()``, remembered under ``key + (what,)`` (its exception too); ``key`` None:
+    computed each time."""
+    if key is None:
+        return compute()
+    full = (*key, what)
+    if full not in _OUTPUTS:
+        if len(_OUTPUTS) >= _OUTPUTS_MAX:
+            _OUTPUTS.clear()
+        try:
+            _OUTPUTS[full] = (True, compute())
+        except Exception as exc:  # noqa: BLE001 - raised again for every student alike
+            _OUTPUTS[full] = (False, exc)
+    ok, value = _OUTPUTS[full]
+    if not ok:
+        raise value
+    return value
+
+
+def _expected(spec: Exercise, case: Case, key: CaseKey | None = None) -> Any:
     fn = course().reference(spec.name)
-    return fn(*case.args, **case.kwargs)
+    return _once(key, "reference", lambda: fn(*case.args, **case.kwargs))
 
 
 def _tensor_mismatch(expected: torch.Tensor, enc: dict) -> tuple[str, str | None] | None:
@@ -122,13 +149,14 @@ def _raises_mismatch(exc_name: str, enc: dict) -> tuple[str, str | None] | None:
     return f"It should raise {exc_name}.", None
 
 
-def _mismatch(spec: Exercise, case: Case, enc: dict) -> tuple[str, str, str | None] | None:
+def _mismatch(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = None
+              ) -> tuple[str, str, str | None] | None:
     """None when right; else (expected text, detail, generic hint id)."""
     if case.raises:
         found = _raises_mismatch(case.raises, enc)
         return None if found is None else (f"{case.raises} raised", *found)
     if enc.get("type") == "exception":
-        return _describe_expected(spec, case), "", "raised"
+        return _describe_expected(spec, case, key), "", "raised"
     if spec.kind == "kernel":
         target = torch.as_tensor(case.target, dtype=torch.float64)
         got = as_tensor(enc)
@@ -139,7 +167,7 @@ def _mismatch(spec: Exercise, case: Case, enc: dict) -> tuple[str, str, str | No
             return (fmt_tensor(target) + f" (each weight within {KERNEL_TOLERANCE})",
                     "", None)
         return fmt_tensor(target), "", "wrong_shape" if got is not None else "wrong_type"
-    expected = _expected(spec, case)
+    expected = _expected(spec, case, key)
     if spec.kind == "number":
         found = _number_mismatch(float(expected), enc)
         return None if found is None else (fmt_number(float(expected)), *found)
@@ -147,21 +175,23 @@ def _mismatch(spec: Exercise, case: Case, enc: dict) -> tuple[str, str, str | No
     return None if found is None else (fmt_tensor(expected), *found)
 
 
-def _describe_expected(spec: Exercise, case: Case) -> str:
+def _describe_expected(spec: Exercise, case: Case, key: CaseKey | None = None) -> str:
     if spec.kind == "kernel":
         return fmt_tensor(torch.as_tensor(case.target))
-    expected = _expected(spec, case)
+    expected = _expected(spec, case, key)
     if isinstance(expected, torch.Tensor):
         return fmt_tensor(expected)
     return fmt_number(float(expected))
 
 
-def _mistake_hint(spec: Exercise, case: Case, enc: dict) -> Mistake | None:
+def _mistake_hint(spec: Exercise, case: Case, enc: dict, key: CaseKey | None = None
+                  ) -> Mistake | None:
     """The known mistake whose output on ``case`` equals the student's, if any."""
     for mistake in course().mistakes(spec.name):
         try:
             fn = mistake_namespace(spec.name, mistake.id)[spec.answers[0]]
-            wrong = call(fn, case)["result"]  # the same recording path as the student's
+            # the same recording path as the student's
+            wrong = _once(key, f"mistake {mistake.id}", lambda fn=fn: call(fn, case)["result"])
         except Exception:  # noqa: BLE001 - a broken corpus entry must not break judging
             continue
         if wrong.get("type") == "exception":
@@ -215,7 +245,8 @@ def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int)
     found = _forbidden_verdict(spec, record, source)
     if found:
         return found
-    for case, item in zip(cases, items, strict=True):
+    for k, (case, item) in enumerate(zip(cases, items, strict=True)):
+        key = (spec.name, seed, k)
         enc = item.get("result") if isinstance(item, dict) else None
         if not isinstance(enc, dict):
             return Verdict(False, f"{spec.title}: unreadable record.", "bad_record")
@@ -226,11 +257,11 @@ def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int)
             return fail(spec, [f"{spec.answers[0]} is not written yet (it raises "
                                 "NotImplementedError)."], "not_written",
                          hint_for(spec, "not_written"))
-        mismatch = _mismatch(spec, case, enc)
+        mismatch = _mismatch(spec, case, enc, key)
         if mismatch is None:
             continue
         expected, detail, generic = mismatch
-        mistake = _mistake_hint(spec, case, enc)
+        mistake = _mistake_hint(spec, case, enc, key)
         hint_id = mistake.id if mistake else generic
         hint = mistake.hint if mistake else hint_for(spec, generic)
         return fail(spec, [f"Input: {case.label}", f"Expected: {expected}",

@@ -5,6 +5,7 @@ Commands::
     python -m grader autograde PATH... --assignment NAME [--json OUT.json] [--junit F]
         [--markdown F] [--classroom F] [--jobs N] [--engine fast|nbgrader] [--no-sandbox]
         [--fail-under PCT] [--course DIR] [--timeout S] [--student ID] [--workdir DIR]
+        [--cluster tcp://HOST:8786|local:N]
     python -m grader check PATH... --assignment NAME [--course DIR] [--student ID]
     python -m grader roster import FILE [--course DIR]
     python -m grader export FILE [--course DIR]
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--seed", type=int, default=None, metavar="N",
                     help="seed of the checks' random cases (default: a fresh secret seed per "
                     "run, reported in the JSON; give one to reproduce a run)")
+    ag.add_argument("--cluster", metavar="ADDRESS", default=None,
+                    help="run the submissions on a Dask cluster: a scheduler address "
+                    "(tcp://HOST:8786) or local:N (a local cluster of N workers); needs "
+                    "convgrade[dask], see docs/SCALING.md")
     ag.add_argument("--verbose", "-v", action="store_true", help="show nbgrader's log")
 
     ck = sub.add_parser("check", help="precheck submissions only (no grading)",
@@ -247,12 +252,25 @@ def _cmd_autograde(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.jobs is not None and args.jobs < 1:
         err.write("error: --jobs must be at least 1\n")
         return 2
+    factory = None
+    if args.cluster is not None:
+        from grader.engine.executors import pool_factory
+
+        problem = "--cluster runs the fast engine" if args.engine != "fast" else None
+        try:
+            factory = pool_factory(args.cluster)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            err.write(f"error: {problem}\n")
+            out.write(f"exit 2: nothing was graded ({problem})\n")
+            return 2
     try:
         result = autograde(
             args.paths, args.assignment, course=args.course, engine=args.engine,
             jobs=args.jobs, sandbox=not args.no_sandbox, timeout=args.timeout,
             student=args.student, workdir=args.workdir, progress=_Progress(err),
-            verbose=args.verbose, seed=args.seed,
+            verbose=args.verbose, seed=args.seed, pool_factory=factory,
         )
     except (AutogradeError, FileNotFoundError) as exc:
         err.write(f"error: {exc}\n")

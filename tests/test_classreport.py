@@ -298,3 +298,30 @@ def test_cli(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "nope.json: cannot read the result file" in missing.stderr
+
+
+def test_graded_with_problems_is_not_could_not_be_graded(tmp_path: Path) -> None:
+    """An entry with ``graded`` true and an ``error`` (a repaired notebook, a timed-out cell)
+    has a score: it is listed as graded with problems, not as could not be graded."""
+    results = _normal_class()
+    entries = results["results"]
+    for entry in entries:
+        entry["graded"] = entry["student"] != "dave"
+    entries[0]["error"] = "a deleted test cell was restored from the source"
+    paths = classreport.write_report(
+        classreport.load_results([_write(tmp_path, "r.json", results)]), tmp_path / "out"
+    )
+    summary = json.loads(paths["json"].read_text(encoding="utf-8"))
+    (a,) = summary["assignments"]
+    assert summary["errors"] == 1 and a["graded"] == 3
+    assert [e["student"] for e in a["errors"]] == ["dave"]
+    assert a["graded_with_problems"] == [
+        {"student": entries[0]["student"],
+         "error": "a deleted test cell was restored from the source"}]
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert "4 submission(s), 1 could not be graded, 1 graded with problems." in md
+    assert "(3 graded, 1 of them with problems, 1 could not be graded)" in md
+    graded_part = md.split("### Submissions graded with problems")[1]
+    assert f"**{entries[0]['student']}**: a deleted test cell" in graded_part
+    could_not = md.split("### Submissions that could not be graded")[1].split("###")[0]
+    assert entries[0]["student"] not in could_not and "**dave**" in could_not

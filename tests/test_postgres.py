@@ -362,3 +362,47 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
     assert set(exercises) == set(points)
     assert exercises[SOLVED_ONE]["passed"] == 2  # s01-ada and dee
     assert (tmp_path / "class" / "score_histogram.png").stat().st_size > 0
+
+
+def test_one_transaction_per_student_on_postgres(pg_server: PgServer) -> None:
+    """``SharedEngines.transaction`` on PostgreSQL (issue 12's one transaction per student):
+    nbgrader's commits become savepoints, a failed write rolls back only its own savepoint,
+    nothing is visible to another connection before the end, and what nbgrader committed
+    before an exception stays."""
+    from nbgrader.api import Gradebook, InvalidEntry
+
+    from grader.engine import gradebook as gbmod
+
+    admin = pg_server.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE convgrade_txn")
+    admin.close()
+    url = pg_server.url.rsplit("/", 1)[0] + "/convgrade_txn"
+    with Gradebook(url):  # nbgrader creates its tables
+        pass
+
+    def students() -> list[str]:
+        conn = pg_server.connect("convgrade_txn")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM student ORDER BY id")
+                return [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    with gbmod.shared_engines() as shared:
+        with shared.transaction(url):
+            with Gradebook(url) as gb:
+                gb.add_student("ann")
+            with Gradebook(url) as gb, pytest.raises(InvalidEntry):
+                gb.add_student("ann")
+            with Gradebook(url) as gb:
+                gb.add_student("bob")
+            assert students() == [], "the transaction was visible before its end"
+        assert students() == ["ann", "bob"]
+        with pytest.raises(RuntimeError), shared.transaction(url):
+            with Gradebook(url) as gb:
+                gb.add_student("cy")
+            raise RuntimeError("nbgrader failed after committing cy")
+        assert students() == ["ann", "bob", "cy"]

@@ -14,7 +14,8 @@ This module turns one or more of those files into what an instructor reads after
 - ``class_report.md``: per-assignment score summary, per-exercise pass rates, the most common
   misconceptions (grouped by the ``hint`` id a failed check attached, with a count and one
   example message), the other failures grouped by message (a visible assert that fails
-  carries no hint id) and the submissions that could not be graded;
+  carries no hint id), the submissions that could not be graded (``graded`` false) and those
+  graded with problems (a repaired notebook, a timed-out cell: graded, with an ``error``);
 - ``class_report.json``: the same figures as data;
 - ``score_histogram.png``: a histogram of total scores, one panel per assignment.
 
@@ -156,12 +157,21 @@ def _score_stats(scores: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def _graded(entry: dict[str, Any]) -> bool:
+    """Whether the entry has a score: its ``graded`` (result files without it: no error)."""
+    graded = entry.get("graded")
+    if isinstance(graded, bool):
+        return graded
+    return not entry.get("error")
+
+
 def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Figures for one assignment's result entries."""
     scores: list[float] = []
     students: list[dict[str, Any]] = []
     max_scores: Counter[float] = Counter()
     errors: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = []
     exercises: dict[str, dict[str, Any]] = {}
     misconceptions: dict[str, dict[str, Any]] = {}
     failures_without_hint: Counter[str] = Counter()
@@ -175,14 +185,17 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         score = _as_number(entry.get("score"))
         max_score = _as_number(entry.get("max_score"))
         error = entry.get("error")
+        graded = _graded(entry)
         if max_score is not None:
             max_scores[max_score] += 1
         if error:
-            errors.append({"student": student, "error": str(error)})
+            # a repaired notebook or a timed-out cell is graded and carries an error as well
+            (problems if graded else errors).append({"student": student, "error": str(error)})
         if score is not None:
             scores.append(score)
         students.append(
-            {"student": student, "score": score, "max_score": max_score, "error": bool(error)}
+            {"student": student, "score": score, "max_score": max_score, "error": bool(error),
+             "graded": graded}
         )
 
         tests = entry.get("tests") or []
@@ -251,6 +264,7 @@ def _summarize_assignment(name: str, entries: list[dict[str, Any]]) -> dict[str,
         "submissions": len(entries),
         "graded": len(entries) - len(errors),
         "errors": errors,
+        "graded_with_problems": problems,
         "max_score": max_score,
         "scores": _score_stats(scores),
         "students": students,
@@ -292,8 +306,9 @@ def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     "errors": n}``. Each per-assignment summary holds score statistics, one row per test
     cell (``grade_id``, attempts, passed, ``pass_rate``, ``mean_score``), the misconceptions
     ranked by how many failed tests carried that hint id (with one example message), the
-    failures without a hint id grouped by (grade_id, message), and the submissions that ended
-    with an error.
+    failures without a hint id grouped by (grade_id, message), the submissions that could
+    not be graded (``errors``: the entry's ``graded`` is false) and those graded with an
+    error (``graded_with_problems``). The top-level ``errors`` counts the former only.
     """
     by_assignment: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in results:
@@ -333,8 +348,10 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
     if not summary["assignments"]:
         lines += ["No submissions in the result files: nothing to report.", ""]
         return "\n".join(lines)
+    problems = sum(len(a.get("graded_with_problems") or []) for a in summary["assignments"])
     lines.append(
-        f"{summary['submissions']} submission(s), {summary['errors']} could not be graded."
+        f"{summary['submissions']} submission(s), {summary['errors']} could not be graded"
+        + (f", {problems} graded with problems." if problems else ".")
     )
     lines.append("")
     if histogram:
@@ -344,8 +361,10 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
         s = a["scores"]
         lines += [f"## {_cell(a['assignment'], None)}", ""]
         lines.append(
-            f"- submissions: {a['submissions']} ({a['graded']} graded, "
-            f"{len(a['errors'])} with errors)"
+            f"- submissions: {a['submissions']} ({a['graded']} graded"
+            + (f", {len(a['graded_with_problems'])} of them with problems"
+               if a.get("graded_with_problems") else "")
+            + f", {len(a['errors'])} could not be graded)"
         )
         lines.append(f"- maximum score: {_fmt(a['max_score'])}")
         lines.append(
@@ -413,6 +432,11 @@ def render_markdown(summary: dict[str, Any], histogram: str | None = HISTOGRAM_N
         else:
             lines.append("None.")
         lines.append("")
+        if a.get("graded_with_problems"):
+            lines += ["### Submissions graded with problems", ""]
+            for err in a["graded_with_problems"]:
+                lines.append(f"- **{_cell(err['student'], None)}**: {_cell(err['error'])}")
+            lines.append("")
         lines += _render_review(a.get("review") or [])
     return "\n".join(lines)
 

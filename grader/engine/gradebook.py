@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "prepare_gradebook",
     "unsynced_sqlite",
     "shared_engines",
+    "SharedEngines",
     "register_assignment",
     "ensure_students",
     "import_roster",
@@ -169,8 +170,106 @@ def unsynced_sqlite(db_url: str) -> Iterator[None]:
         event.remove(Engine, "connect", on_connect)
 
 
+class SharedEngines:
+    """What :func:`shared_engines` yields: the run's engines, and :meth:`transaction`."""
+
+    def __init__(self, create_engine: Callable[..., Any], sessionmaker: Callable[..., Any]
+                 ) -> None:
+        self._real_create_engine = create_engine
+        self._real_sessionmaker = sessionmaker
+        self.engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._schema_checked: set[int] = set()
+        self._real_inspect: Callable[..., Any] | None = None
+        self._real_create_all: Callable[..., Any] | None = None
+
+    def inspect(self, subject: Any) -> Any:
+        """nbgrader's ``inspect`` while the context lasts: for an engine whose schema this run
+        has checked, the answer to the one question nbgrader asks (are there tables?)."""
+        if id(subject) in self._schema_checked:
+            return _HasTables()
+        assert self._real_inspect is not None
+        return self._real_inspect(subject)
+
+    def create_all(self, bind: Any = None, **kwargs: Any) -> None:
+        """``Base.metadata.create_all`` while the context lasts: once per shared engine (the
+        first open creates any missing table; the run's later opens would find them all)."""
+        if id(bind) in self._schema_checked:
+            return
+        assert self._real_create_all is not None
+        self._real_create_all(bind=bind, **kwargs)
+        if any(engine is bind for engine in self.engines.values()):
+            self._schema_checked.add(id(bind))
+
+    def create_engine(self, url: Any, **kwargs: Any) -> Any:
+        """nbgrader's ``create_engine`` while the context lasts: one engine per URL and
+        arguments."""
+        key = (str(url), tuple(sorted(kwargs.items())))
+        with self._lock:
+            engine = self.engines.get(key)
+            if engine is None:
+                engine = self._real_create_engine(url, **kwargs)
+                # Gradebook.close() disposes of its engine: keep this one's pool for the run
+                engine.dispose = _keep_pool
+                self.engines[key] = engine
+        return engine
+
+    def sessionmaker(self, **kwargs: Any) -> Any:
+        """nbgrader's ``sessionmaker`` while the context lasts: inside :meth:`transaction` (in
+        the thread that opened it) a session on that transaction's connection, each of its
+        commits a savepoint released, each rollback a rollback to its savepoint."""
+        batches = getattr(self._local, "batches", {})
+        connection = batches.get(id(kwargs.get("bind")))
+        if connection is not None:
+            kwargs = {**kwargs, "bind": connection, "join_transaction_mode": "create_savepoint"}
+        return self._real_sessionmaker(**kwargs)
+
+    @contextlib.contextmanager
+    def transaction(self, db_url: str) -> Iterator[None]:
+        """Every nbgrader ``Gradebook`` opened in this thread while active writes to the
+        database ``db_url`` in one transaction, committed when the context ends.
+
+        nbgrader commits after each change (about 35 times per student, each an fsync of a
+        sqlite file); here each of those commits releases a savepoint of the one
+        transaction, and each of nbgrader's rollbacks rolls back to its own savepoint, so
+        what is written, and what a failure leaves, are what nbgrader's own commits would
+        leave; the data reach the disk once, when the context ends (also when it ends with an
+        exception: what nbgrader had committed until then stays, as it would). Other threads'
+        gradebooks are not part of the transaction.
+        """
+        engine = self.create_engine(db_url, echo=False, future=True)
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            raw = connection.connection.dbapi_connection
+            old_level = raw.isolation_level if sqlite else None
+            if sqlite:
+                # pysqlite begins transactions itself, lazily, and would make the first
+                # SAVEPOINT the transaction (its RELEASE a commit): begin explicitly instead
+                raw.isolation_level = None
+            outer = connection.begin()
+            if sqlite:
+                connection.exec_driver_sql("BEGIN")
+            batches = self._local.__dict__.setdefault("batches", {})
+            batches[id(engine)] = connection
+            try:
+                yield
+            finally:
+                del batches[id(engine)]
+                try:
+                    if outer.is_active:
+                        outer.commit()
+                except BaseException:
+                    if outer.is_active:
+                        outer.rollback()
+                    raise
+                finally:
+                    if sqlite:
+                        raw.isolation_level = old_level
+
+
 @contextlib.contextmanager
-def shared_engines() -> Iterator[None]:
+def shared_engines() -> Iterator[SharedEngines]:
     """While active, every nbgrader ``Gradebook`` opened in this process reuses one SQLAlchemy
     engine per database URL, and so its compiled-statement cache and pooled connections.
 
@@ -178,36 +277,40 @@ def shared_engines() -> Iterator[None]:
     and ``close`` disposes of it; nbgrader opens the gradebook about ten times per student,
     each time compiling the same SQL again. Here its ``create_engine`` hands out the run's
     engine and ``close`` leaves that engine's pool alone; the engines are disposed of when the
-    context ends. Sessions, transactions and commits are nbgrader's own, unchanged, and so is
-    every connection setting (sqlite's fsync included). Not for concurrent runs that patch
-    ``nbgrader.api`` differently in the same process.
+    context ends. The schema check of each open (``inspect``, ``Base.metadata.create_all``)
+    runs once per engine: later opens of the run would find every table. Sessions,
+    transactions and commits are nbgrader's own, unchanged (unless
+    :meth:`SharedEngines.transaction` gathers them into one), and so is every connection
+    setting (sqlite's fsync included). Not for concurrent runs that patch ``nbgrader.api``
+    differently in the same process.
     """
     import nbgrader.api as nbapi
-    from sqlalchemy.engine import Engine
 
-    real = nbapi.create_engine
-    engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Engine] = {}
-    lock = threading.Lock()
-
-    def create_engine(url: Any, **kwargs: Any) -> Engine:
-        key = (str(url), tuple(sorted(kwargs.items())))
-        with lock:
-            engine = engines.get(key)
-            if engine is None:
-                engine = real(url, **kwargs)
-                # Gradebook.close() disposes of its engine: keep this one's pool for the run
-                engine.dispose = _keep_pool  # type: ignore[method-assign]
-                engines[key] = engine
-        return engine
-
-    nbapi.create_engine = create_engine
+    shared = SharedEngines(nbapi.create_engine, nbapi.sessionmaker)
+    shared._real_inspect = nbapi.inspect
+    shared._real_create_all = nbapi.Base.metadata.create_all
+    nbapi.create_engine = shared.create_engine
+    nbapi.sessionmaker = shared.sessionmaker
+    nbapi.inspect = shared.inspect
+    nbapi.Base.metadata.create_all = shared.create_all  # an instance attribute, deleted below
     try:
-        yield
+        yield shared
     finally:
-        nbapi.create_engine = real
-        for engine in engines.values():
+        nbapi.create_engine = shared._real_create_engine
+        nbapi.sessionmaker = shared._real_sessionmaker
+        nbapi.inspect = shared._real_inspect
+        del nbapi.Base.metadata.create_all
+        for engine in shared.engines.values():
             del engine.dispose  # the class's own again
             engine.dispose()
+
+
+class _HasTables:
+    """``inspect(engine)`` for an engine whose tables this run has checked."""
+
+    def get_table_names(self) -> list[str]:
+        """Not empty: the gradebook's tables exist (nbgrader only asks whether there are any)."""
+        return ["student"]
 
 
 def _keep_pool(close: bool = True) -> None:
