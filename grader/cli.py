@@ -9,6 +9,7 @@ Commands::
     python -m grader check PATH... --assignment NAME [--course DIR] [--student ID]
     python -m grader roster import FILE [--course DIR]
     python -m grader export FILE [--course DIR]
+    python -m grader serve [--assignment A ...] [--exchange DIR] [--jobs N] [--once] [--status]
 
 Exit status of ``autograde``: 0 when every submission was graded, 1 when one scored below
 ``--fail-under``, 2 when one could not be graded at all (or the run could not start). The last
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export grades to CSV like `nbgrader export`")
     ex.add_argument("file")
     ex.add_argument("--course", metavar="DIR")
+
+    sv = sub.add_parser("serve", help="grade each submission as it lands in the exchange",
+                        description="Watch the exchange inbound, grade each new submission, "
+                        "record it and release its feedback (docs/INSTRUCTOR.md).")
+    from grader.engine.serve.command import add_arguments
+
+    add_arguments(sv)
     return parser
 
 
@@ -327,6 +335,12 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from grader.engine.serve.command import run
+
+    return run(args, out, err)
+
+
 #: nbgrader's Jupyter server extensions, which ``import nbgrader`` loads (with jupyter_server:
 #: about 0.8 s) although only a Jupyter server ever calls them.
 _SERVER_EXTENSIONS = ("assignment_list", "course_list", "validate_assignment", "formgrader")
@@ -357,5 +371,5 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
     _skip_unused_imports()
     args = build_parser().parse_args(argv)
     handlers = {"autograde": _cmd_autograde, "check": _cmd_check, "roster": _cmd_roster,
-                "export": _cmd_export}
+                "export": _cmd_export, "serve": _cmd_serve}
     return handlers[args.command](args, out, err)

@@ -17,23 +17,19 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-
-from grader.demo import solution_names
+from exchangekit import ASSIGNMENT
+from exchangekit import clean_env as _env
+from exchangekit import run as _run
+from exchangekit import student_round as _student_round
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-ASSIGNMENT = "channels_pooling"
-WRONG_CHECK = "corr2d"  # the student "ben" makes the first known mistake for this check
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.e2e]
 
@@ -53,105 +49,6 @@ def _course_id() -> str:
     match = re.search(r"course_id\s*=\s*['\"]([^'\"]+)['\"]", text)
     assert match, "nbgrader_config.py sets no CourseDirectory.course_id"
     return match[1]
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    log = f"$ {' '.join(args)}  (in {cwd})\n{proc.stdout}\n{proc.stderr}"
-    assert proc.returncode in ok, f"exit {proc.returncode}\n{log}"
-    return log
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("JUPYTER", "CONVGRADE_", "NBGRADER"))
-    }
-    env.update(
-        HOME=str(home),
-        PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.update(extra)
-    return env
-
-
-def _fill(notebook: Path, source_nb: Path, answers: dict[str, str]) -> int:
-    """Write answers into the solution cells of a fetched notebook; returns cells filled.
-
-    ``answers`` maps a name the student defines to the code defining it. The names of a
-    solution cell are read from the instructor's version of the same cell (by grade_id).
-    Top-level placeholders (``raise NotImplementedError()``) are dropped; the answer code is
-    appended so it overrides a placeholder ``def``.
-    """
-    by_id = {
-        c.metadata.get("nbgrader", {}).get("grade_id"): c
-        for c in nbformat.read(source_nb, as_version=4).cells
-    }
-    nb = nbformat.read(notebook, as_version=4)
-    filled = 0
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("solution"):
-            continue
-        original = by_id.get(meta.get("grade_id"))
-        names = solution_names(original.source if original is not None else cell.source)
-        code = [answers[n] for n in dict.fromkeys(names) if n in answers]
-        if not code:
-            continue
-        kept = [
-            ln
-            for ln in cell.source.splitlines()
-            if ln.strip() not in ("raise NotImplementedError()", "# YOUR CODE HERE")
-            or ln.startswith((" ", "\t"))
-        ]
-        cell.source = "\n".join(kept + [""] + [c.strip() + "\n" for c in code]).strip() + "\n"
-        filled += 1
-    nbformat.write(nb, notebook)
-    return filled
-
-
-def _answers(wrong: bool) -> dict[str, str]:
-    from grader.checks import CHECKS
-    from grader.registry import course, solution_source
-
-    answers: dict[str, str] = {}
-    for spec in CHECKS.values():
-        if spec.assignment != ASSIGNMENT:
-            continue
-        for name in spec.answers:
-            answers.setdefault(name, solution_source(name))
-    if wrong:
-        mistake = course().mistakes(WRONG_CHECK)[0]
-        for name in CHECKS[WRONG_CHECK].answers:
-            answers[name] = mistake.source
-    return answers
-
-
-def _student_round(
-    student: str, wrong: bool, exchange: Path, course: Path, tmp: Path, course_id: str
-) -> None:
-    """fetch_assignment, fill in, submit: as the student, in the student's own folders."""
-    home = tmp / f"home-{student}"
-    work = home / "work"
-    work.mkdir(parents=True)
-    env = _env(home)
-    common = [
-        f"--course={course_id}",
-        f"--Exchange.root={exchange}",
-        f"--Exchange.cache={home / 'nbgrader_cache'}",
-    ]
-    _run(["nbgrader", "fetch_assignment", ASSIGNMENT, *common], work, env)
-    fetched = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    assert fetched.is_file(), f"fetch_assignment gave no {fetched}"
-    text = fetched.read_text(encoding="utf-8")
-    assert "BEGIN HIDDEN TESTS" not in text and "check_" not in text, "hidden tests released"
-    source_nb = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    assert _fill(fetched, source_nb, _answers(wrong)) > 0, "no solution cell was filled in"
-    _run(["nbgrader", "submit", ASSIGNMENT, *common, f"--student={student}"], work, env)
 
 
 def test_exchange_round_trip(tmp_path: Path) -> None:
