@@ -10,6 +10,7 @@ Commands::
     python -m grader roster import FILE [--course DIR]
     python -m grader export FILE [--course DIR]
     python -m grader serve [--assignment A ...] [--exchange DIR] [--jobs N] [--once] [--status]
+        [--cluster tcp://HOST:8786|local:N]
 
 Exit status of ``autograde``: 0 when every submission was graded, 1 when one scored below
 ``--fail-under``, 2 when one could not be graded at all (or the run could not start). The last

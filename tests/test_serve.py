@@ -79,7 +79,7 @@ class _SharedPool:
 @pytest.fixture(scope="module")
 def shared_pool() -> Iterator[_SharedPool]:
     from grader.engine import settings
-    from grader.engine.worker import WorkerPool
+    from grader.engine.execute.pool import WorkerPool
 
     root = Path(__file__).resolve().parents[1]
     pool = WorkerPool(2, seed=SEED, preload=settings.declared_preload(root),

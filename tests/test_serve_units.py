@@ -132,3 +132,13 @@ def test_note_page_is_escaped_and_has_a_csp() -> None:
     page = note_page("<b>t</b>", ["<script>alert(1)</script>"], [("x<y", "1 / 2")])
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "x&lt;y" in page
     assert 'http-equiv="Content-Security-Policy"' in page
+
+
+def test_serve_cluster_option_is_checked_before_anything_starts(capsys) -> None:
+    """``serve --cluster`` takes the same addresses as ``autograde --cluster``; a malformed one
+    is a clear error (exit 2) before a pool, a journal or the exchange is touched."""
+    from grader.cli import main
+
+    assert main(["serve", "--cluster", "local:0", "--course", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "local:" in err and "Traceback" not in err

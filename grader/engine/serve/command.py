@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall time per submission")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code without bubblewrap (trusted code only)")
+    parser.add_argument("--cluster", metavar="ADDRESS", default=None,
+                        help="run the submissions on a Dask cluster: a scheduler address "
+                        "(tcp://HOST:8786) or local:N; needs convgrade[dask] "
+                        "(docs/SCALING.md)")
     parser.add_argument("--once", action="store_true",
                         help="grade what is in the inbound now, then exit")
     parser.add_argument("--status", action="store_true",
@@ -115,12 +119,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    factory = None
+    if args.cluster is not None:
+        from grader.engine.executors import pool_factory
+
+        try:
+            factory = pool_factory(args.cluster)
+        except ValueError as exc:
+            err.write(f"error: {exc}\n")
+            return 2
     overrides = {"feedback_before_deadline": args.feedback, "max_per_hour": args.max_per_hour,
                  "after_deadline": args.after_deadline}
     try:
         service = Service(args.course, assignments=args.assignment, exchange=args.exchange,
                           jobs=args.jobs, sandbox=not args.no_sandbox, timeout=args.timeout,
-                          overrides=overrides)
+                          overrides=overrides, pool_factory=factory)
     except (ServeError, FileNotFoundError) as exc:
         err.write(f"error: {exc}\n")
         return 2

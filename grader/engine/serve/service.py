@@ -119,8 +119,8 @@ def make_pool(pool_factory: PoolFactory | None, jobs: int | None, sandbox: bool,
               timeout: float | None, seed: int, course_root: Path,
               assignments: list[str]) -> KeptPool:
     """The service's one pool: ``pool_factory(jobs, sandbox, timeout)`` (default: the engine's
-    sandboxed :class:`~grader.engine.worker.WorkerPool`), given the service's seed and what the
-    served assignments preload, with every server started in the background."""
+    sandboxed :class:`~grader.engine.execute.pool.WorkerPool`), given the service's seed and
+    what the served assignments preload, with every server started in the background."""
     from grader.engine.autograde import _default_pool_factory
 
     pool = (pool_factory or _default_pool_factory)(jobs, sandbox, timeout)
