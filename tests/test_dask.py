@@ -11,16 +11,20 @@ A real ``dask scheduler`` and two ``dask worker`` processes (the venv's ``dask``
 * an unreachable scheduler: a clear error and exit 2 before anything is graded;
 * ``--cluster local:2`` (a LocalCluster) grades like local too;
 * without ``--cluster`` neither ``grader.cli`` nor a local run imports ``distributed``.
+* ``serve`` on the cluster: submissions landing in a real exchange are graded on the workers,
+  recorded once and released with their hints.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -289,3 +293,50 @@ def test_no_dask_without_cluster(demo_course: Path, tmp_path: Path) -> None:
                           env=_env(), timeout=300, check=False)
     assert proc.stdout.strip().splitlines()[-1] == "CODE 0 False False", (
         proc.stdout + proc.stderr)
+
+
+def test_serve_grades_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """``serve --cluster``: the service's one pool is the Dask executor (the same
+    ``executors.pool_factory`` as ``autograde --cluster``); a right and a wrong submission
+    landing in a real exchange are graded on the workers, recorded once and released, the
+    wrong one's feedback with its known mistake's hint."""
+    from exchangekit import (
+        ASSIGNMENT,
+        WRONG_CHECK,
+        instructor_course,
+        student_notebook,
+        submit_like_nbgrader,
+    )
+
+    from grader.engine.executors import pool_factory
+    from grader.engine.serve.service import Service
+    from grader.registry import course as load_course
+
+    course, exchange = instructor_course(tmp_path, generate=False)
+    for student, wrong in (("ada", False), ("ben", True)):
+        home = tmp_path / f"home-{student}"
+        folder = student_notebook(course, home / "work" / ASSIGNMENT, wrong=wrong).parent
+        submit_like_nbgrader(folder, exchange, "convgrade", student, ASSIGNMENT,
+                             home / "nbgrader_cache")
+    service = Service(course, exchange=exchange, assignments=[ASSIGNMENT],
+                      pool_factory=pool_factory(cluster.address), seed=4321,
+                      poll_interval=0.1)
+    try:
+        service.run(once=True)
+        rows = {row.student: row for row in service.journal.in_state("released")}
+    finally:
+        service.close()
+    assert set(rows) == {"ada", "ben"}, rows
+    assert rows["ada"].error is None and rows["ada"].score == rows["ada"].max_score
+    assert rows["ben"].error is None and 0 < rows["ben"].score < rows["ben"].max_score
+    db = sqlite3.connect(course / "gradebook.db")
+    try:
+        per_student = dict(db.execute(
+            "SELECT student_id, COUNT(*) FROM submitted_assignment GROUP BY student_id"))
+    finally:
+        db.close()
+    assert per_student == {"ada": 1, "ben": 1}
+    hint = load_course().mistakes(WRONG_CHECK)[0].hint
+    pages = [p.read_text(encoding="utf-8")
+             for p in (course / "feedback" / "ben" / ASSIGNMENT).glob("*.html")]
+    assert pages and any(hint in page or html.escape(hint) in page for page in pages)
