@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture()
+def records() -> Iterator[dict[str, dict]]:
+    """Capture what the probe records (by check name) instead of judging in process."""
+    from grader.runtime import probe
+
+    captured: dict[str, dict] = {}
+    probe.set_sink(lambda name, record: captured.__setitem__(name, record))
+    yield captured
+    probe.set_sink(None)

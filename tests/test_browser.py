@@ -40,6 +40,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from exchangekit import GENERATE_AND_RELEASE
 
 from grader.registry import course
 
@@ -425,34 +426,13 @@ def _instructor_course(tmp_path: Path) -> tuple[Path, Path]:
     return course, exchange
 
 
-# One process for all of them (each `nbgrader` command pays 2-4 s of imports): nbgrader's own
-# NbGraderAPI, the same calls formgrader's Generate and Release buttons make.
-_GENERATE_AND_RELEASE = """
-import sys
-from nbgrader.apps import NbGrader, NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
-
-app = NbGrader()
-app.load_config_file()  # nbgrader_config.py in the cwd
-api = NbGraderAPI(CourseDirectory(config=app.config), config=app.config)
-release, *assignments = sys.argv[1:]
-for name in assignments:
-    result = api.generate_assignment(name)
-    if not result["success"]:
-        sys.exit(f"generate_assignment {name} failed:\\n{result.get('error')}")
-result = api.release_assignment(release)
-if not result["success"]:
-    sys.exit(f"release_assignment {release} failed:\\n{result.get('error')}")
-"""
-
-
 def test_instructor_sees_formgrader_and_nbgrader_extensions(page: Any, tmp_path: Path) -> None:
     course, exchange = _instructor_course(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     env = _jupyter_env(home)
     env["CONVGRADE_EXCHANGE"] = str(exchange)
-    cmd = [sys.executable, "-c", _GENERATE_AND_RELEASE, STUDENT_ASSIGNMENT, *ASSIGNMENTS]
+    cmd = [sys.executable, "-c", GENERATE_AND_RELEASE, STUDENT_ASSIGNMENT, *ASSIGNMENTS]
     proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"generate/release failed:\n{proc.stdout}\n{proc.stderr}"
     assert (exchange / "convgrade" / "outbound" / STUDENT_ASSIGNMENT).is_dir()

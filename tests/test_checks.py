@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,15 +14,6 @@ import grader
 from grader.checks import CHECKS, Verdict, judge
 from grader.mistakes import mistake_namespace
 from grader.runtime import probe
-
-
-@pytest.fixture()
-def records() -> Iterator[dict[str, dict]]:
-    """Capture what the probe records instead of judging in process."""
-    captured: dict[str, dict] = {}
-    probe.set_sink(lambda name, record: captured.__setitem__(name, record))
-    yield captured
-    probe.set_sink(None)
 
 
 def run_check(records: dict, name: str, answers: dict[str, Any], source: str | None = None

@@ -4,7 +4,6 @@ without that memo gives, for the first student and for every later one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,8 @@ import grader
 from grader import checks
 from grader.checks import CHECKS, judge
 from grader.mistakes import mistake_namespace
-from grader.runtime import probe
 
 MISTAKE_CASES = [(check, m.id) for check, mistakes in MISTAKES.items() for m in mistakes]
-
-
-@pytest.fixture()
-def records() -> Iterator[dict[str, dict]]:
-    captured: dict[str, dict] = {}
-    probe.set_sink(lambda name, record: captured.__setitem__(name, record))
-    yield captured
-    probe.set_sink(None)
 
 
 def _record(records: dict, name: str, answers: dict[str, Any]) -> dict:
