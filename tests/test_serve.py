@@ -226,6 +226,31 @@ def test_a_burst_from_several_students(tmp_path: Path, shared_pool: _SharedPool)
     assert "could not be graded" in _published(exchange, tmp_path / "home-zed", "zed")[0]
 
 
+def test_a_submission_handed_in_by_another_student_is_held(
+        tmp_path: Path, shared_pool: _SharedPool) -> None:
+    """``nbgrader submit --student ben`` run by another student of the course: held for the
+    instructor (not graded, not in the gradebook, listed with the errors), and the account
+    that handed it in is told so in its place."""
+    import pwd
+
+    from nbgrader.api import Gradebook
+
+    course, exchange = instructor_course(tmp_path, generate=False)
+    me = pwd.getpwuid(os.getuid()).pw_name  # who owns the folders this test submits
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        gb.add_student(me)  # the roster makes the owner a student of the course
+    home = _submit(course, exchange, tmp_path, "ben", wrong=True)
+    with running(course, exchange, shared_pool) as service:
+        _released(service, 1)
+        status = service.journal.status()
+    assert status["counts"] == {"closed": 1}, status
+    (error,) = [e["error"] for e in status["errors"] if e["student"] == "ben"]
+    assert "held" in error and me in error
+    assert _rows(course, "ben") == {"assignments": 0, "grades": 0}
+    (page,) = _published(exchange, home, "ben")
+    assert "Held for your instructor" in page
+
+
 def test_hourly_limit_keeps_the_next_submission_waiting(
         tmp_path: Path, shared_pool: _SharedPool) -> None:
     course, exchange = instructor_course(tmp_path, generate=False)

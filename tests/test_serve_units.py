@@ -142,3 +142,20 @@ def test_serve_cluster_option_is_checked_before_anything_starts(capsys) -> None:
     assert main(["serve", "--cluster", "local:0", "--course", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert "local:" in err and "Traceback" not in err
+
+
+def test_a_folder_owned_by_another_student_is_found(tmp_path: Path) -> None:
+    """A submission named for ``ben`` whose folder belongs to another student of the course is
+    someone overwriting ben's grade; any other owner (ben, an instructor, one shared hub
+    account, an unknown id) is not."""
+    import pwd
+
+    from grader.engine.serve.service import other_student_owner
+
+    folder = tmp_path / "ben+channels_pooling+2026-12-02 10:00:00.000000 UTC+x"
+    folder.mkdir()
+    me = pwd.getpwuid(os.getuid()).pw_name  # the folder's owner in this test
+    assert other_student_owner(folder, "ben", {"ben", me}) == me
+    assert other_student_owner(folder, "ben", {"ben", "ann"}) is None  # not a student
+    assert other_student_owner(folder, me, {"ben", me}) is None  # their own
+    assert other_student_owner(tmp_path / "gone", "ben", {"ben", me}) is None

@@ -8,6 +8,7 @@ and moves through the states::
        |                       (feedback, a score page, an error page or a note is out)
        +--> superseded   a newer submission of the same student and assignment came first
        +--> closed       after the deadline with ``after_deadline = "stop"`` (told, not graded)
+                         or held: named for one student, handed in by another (not graded)
 
 ``waiting`` is ``queued`` with a ``not_before`` time (the hourly limit). Each change is one
 committed transaction (WAL, ``synchronous=FULL``), so a service killed at any point restarts

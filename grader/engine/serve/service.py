@@ -67,6 +67,8 @@ BATCH = 16
 
 
 #: the student ids the service collects (a name from the inbound becomes a folder name)
+#: every state a journal row can be in (see :mod:`grader.engine.serve.journal`)
+_ALL_STATES = ("queued", "grading", "recorded", "released", "superseded", "closed")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@+-]*")
 
 
@@ -204,6 +206,24 @@ def inbound_folders(inbound: Path, assignments: set[str],
     return sorted(out, key=lambda s: (s.landed, s.timestamp))
 
 
+def other_student_owner(path: Path, student: str, students: set[str]) -> str | None:
+    """The owner of the inbound folder ``path`` when that owner is another of the course's
+    ``students`` than the one the folder is named for; else None.
+
+    ``nbgrader submit --student ID`` lets anyone name a submission after anyone, and the
+    service makes the latest one the submission of record, so a folder owned by *another
+    student* is someone overwriting a classmate's grade. Every other owner passes: the
+    student themself, an instructor or root copying files, one shared account for the whole
+    hub (DockerSpawner's ``jovyan``), an id with no passwd entry."""
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    except (ImportError, KeyError, OSError):
+        return None
+    return owner if owner != student and owner in students else None
+
+
 def _utc(timestamp: str) -> dt.datetime | None:
     from nbgrader.utils import parse_utc
 
@@ -322,6 +342,7 @@ class Service:
         self.journal = Journal(jpath)
         self._pool: KeptPool | None = None
         self._known: set[str] = set()
+        self._roster: tuple[float, set[str]] = (float("-inf"), set())
         self._duedates: dict[str, tuple[float, dt.datetime | None]] = {}
         self._feedback_converters: dict[str, Any] = {}
         self._use_process = feedback_process
@@ -419,11 +440,49 @@ class Service:
     def scan(self) -> int:
         """Queue the submissions that landed since the last look; returns how many."""
         new = inbound_folders(self.inbound, set(self.assignments), self._known)
+        students = self._students(new) if new else set()
         for sub in new:
             if self.journal.add(sub.id, sub.student, sub.assignment, sub.timestamp, sub.landed):
                 log.info("landed %s %s (%s)", sub.student, sub.assignment, sub.timestamp)
+                owner = other_student_owner(sub.path, sub.student, students)
+                if owner is not None:
+                    self._hold(sub, owner)
             self._known.add(sub.id)
         return len(new)
+
+    def _students(self, new: list[Landed]) -> set[str]:
+        """Every student id the service knows of: the journal's, this look's and the
+        gradebook's roster (read at most every 30 s)."""
+        known = {row.student for row in self.journal.in_state(*_ALL_STATES)}
+        known |= {sub.student for sub in new}
+        stamp, roster = self._roster
+        if time.monotonic() - stamp > 30.0:
+            roster = set()
+            url = gbmod.db_url_for(self.config)
+            if not url.startswith("sqlite:///") or Path(url[len("sqlite:///"):]).exists():
+                from nbgrader.api import Gradebook
+
+                with contextlib.suppress(Exception), gbmod.venv_on_path(), \
+                        Gradebook(url, self.course_id) as gb:
+                    roster = {s.id for s in gb.students}
+            self._roster = (time.monotonic(), roster)
+        return known | roster
+
+    def _hold(self, sub: Landed, owner: str) -> None:
+        """Keep a submission named for one student but owned by another out of the
+        gradebook, for the instructor to decide (``--status`` lists it with the errors)."""
+        why = (f"held for the instructor's review: named for {sub.student} but its folder "
+               f"is owned by another student, {owner}")
+        self.journal.update(sub.id, state="closed", released=time.time(), feedback="held",
+                            error=why)
+        row = self.journal.get(sub.id)
+        if row is not None:
+            self._publish(row, note_page("Held for your instructor's review", [
+                f"This submission of {sub.assignment} ({sub.timestamp}) is named for "
+                f"{sub.student} but was handed in by another account. It was received and "
+                "kept, but it is not graded automatically; your instructor decides what "
+                "happens to it."]))
+        log.warning("held %s %s (%s): %s", sub.student, sub.assignment, sub.timestamp, why)
 
     def step(self) -> bool:
         """One pass: scan, apply the policies, grade one batch, release; True if anything
