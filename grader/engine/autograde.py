@@ -746,6 +746,19 @@ def _default_judge() -> Callable[..., Any]:
     return judge
 
 
+def _import_judge() -> None:
+    """Import the judge and load the course it judges by (its references and comparisons:
+    this course's torch) in the background while the pool warms; a problem is left for the
+    judge's own first call to report."""
+    try:
+        _default_judge()
+        from grader.registry import course
+
+        course()
+    except Exception:  # noqa: BLE001 - reported where the judge is called
+        pass
+
+
 def run_check(
     paths: Iterable[str | os.PathLike[str]],
     assignment: str,
@@ -811,7 +824,7 @@ def autograde(
         source_dir = course_root / "source" / assignment
         checks = settings.has_hidden_checks(source_dir)
         if judge is None and checks:
-            threading.Thread(target=_default_judge, name="convgrade-judge-import",
+            threading.Thread(target=_import_judge, name="convgrade-judge-import",
                              daemon=True).start()
         pool = _start_pool(pool_factory or _default_pool_factory, jobs, sandbox, timeout,
                            run_seed, course_root, source_dir, checks)
