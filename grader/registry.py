@@ -17,6 +17,7 @@ import importlib
 import inspect
 import json
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -264,9 +265,19 @@ def load(package: str = COURSE_PACKAGE, source_dir: Path | None = SOURCE_DIR) ->
     return Course(assignments, comparisons)
 
 
-@functools.cache
+_course_lock = threading.RLock()
+
+
 def course() -> Course:
-    """This course, loaded and validated once."""
+    """This course, loaded and validated once: a second thread asking while the first loads
+    waits for it (two threads importing the course's modules at once can deadlock in
+    Python's import locks, which then hands one of them an error)."""
+    with _course_lock:
+        return _loaded()
+
+
+@functools.cache
+def _loaded() -> Course:
     return load()
 
 

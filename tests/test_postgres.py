@@ -246,6 +246,15 @@ def _submit_one_exercise(course: Path, student: str, test_id: str) -> None:
     nbformat.write(nb, dest / release_nb.name)
 
 
+def _why(result: dict) -> str:
+    """A result entry's score and each test's message: what a wrong score needs to be read."""
+    lines = [f"{result['student']}: {result['score']} of {result.get('max_score')}"
+             f" (error: {result.get('error')}, problems: {result.get('problems')})"]
+    lines += [f"  {t['grade_id']}: {t['score']}/{t['max_score']} {t.get('message') or ''}"
+              for t in result.get("tests", [])]
+    return "\n".join(lines)
+
+
 def _autograde(course: Path, env: dict[str, str], out_json: Path) -> dict:
     """``python -m grader autograde submitted/ --assignment A --json OUT``; its JSON."""
     proc = subprocess.run(
@@ -304,7 +313,7 @@ def test_grading_cycle_with_postgres_gradebook(pg_server: PgServer, tmp_path: Pa
         assert not r.get("error"), f"{r['student']}: {r['error']}"
     scores = {s: float(r["score"]) for s, r in by_student.items()}
     for student, score in expected.items():
-        assert scores[student] == pytest.approx(score), by_student[student]
+        assert scores[student] == pytest.approx(score), _why(by_student[student])
     assert scores["s02-ben"] < total, "ben's typical mistakes should cost points"
     assert not (course / "gradebook.db").exists(), "autograde used sqlite, not CONVGRADE_DB_URL"
 

@@ -731,16 +731,23 @@ def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]
 
 
 def _default_pool_factory(jobs: int | None, sandbox: bool, timeout: float | None) -> Any:
-    from grader.engine.execute.pool import Limits, WorkerPool
+    from grader.engine.executors.local import local_pool_factory
 
-    limits = Limits()
-    if timeout:
-        limits = Limits(wall_seconds=float(timeout),
-                        cpu_seconds=max(limits.cpu_seconds, int(timeout) + 1))
-    return WorkerPool(jobs, sandbox=sandbox, limits=limits)
+    return local_pool_factory(jobs, sandbox, timeout)
+
+
+#: the background import of the judge and its course (:func:`start_judge_import`), if any
+_judge_import: threading.Thread | None = None
+_judge_import_lock = threading.Lock()
 
 
 def _default_judge() -> Callable[..., Any]:
+    """The course's judge. Waits for :func:`start_judge_import`'s thread first: the course's
+    modules (and torch) are imported by one thread at a time, never by two at once, where
+    Python's import locks can hand one of them a half-imported module."""
+    pending = _judge_import
+    if pending is not None and pending is not threading.current_thread():
+        pending.join()
     from grader.checks import judge
 
     return judge
@@ -748,8 +755,7 @@ def _default_judge() -> Callable[..., Any]:
 
 def _import_judge() -> None:
     """Import the judge and load the course it judges by (its references and comparisons:
-    this course's torch) in the background while the pool warms; a problem is left for the
-    judge's own first call to report."""
+    this course's torch); a problem is left for the judge's own first call to report."""
     try:
         _default_judge()
         from grader.registry import course
@@ -757,6 +763,18 @@ def _import_judge() -> None:
         course()
     except Exception:  # noqa: BLE001 - reported where the judge is called
         pass
+
+
+def start_judge_import() -> None:
+    """Import the judge and its course in a background thread (while the pool warms, say);
+    the judge's first use waits for it (:func:`_default_judge`)."""
+    global _judge_import
+    with _judge_import_lock:
+        if _judge_import is not None:
+            return  # started, or done, by an earlier run of this process
+        _judge_import = threading.Thread(target=_import_judge, name="convgrade-judge-import",
+                                         daemon=True)
+        _judge_import.start()
 
 
 def run_check(
@@ -824,8 +842,7 @@ def autograde(
         source_dir = course_root / "source" / assignment
         checks = settings.has_hidden_checks(source_dir)
         if judge is None and checks:
-            threading.Thread(target=_import_judge, name="convgrade-judge-import",
-                             daemon=True).start()
+            start_judge_import()
         pool = _start_pool(pool_factory or _default_pool_factory, jobs, sandbox, timeout,
                            run_seed, course_root, source_dir, checks)
     try:
@@ -871,6 +888,17 @@ def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
         if type(exc).__name__ == "SandboxUnavailable":
             raise AutogradeError(str(exc)) from exc
         raise
+    configure_pool(pool, seed, course_root, [source_dir], checks)
+    if hasattr(pool, "warm"):
+        pool.warm(1)
+    return pool
+
+
+def configure_pool(pool: Any, seed: int, course_root: Path, source_dirs: list[Path],
+                   checks: bool) -> None:
+    """Give ``pool`` (where it has them) the seed its probe draws cases from and what its
+    servers preload for the assignments in ``source_dirs``: the course's declared modules,
+    the checks' runtime when ``checks``, and pyplot where a notebook plots."""
     if hasattr(pool, "seed"):
         pool.seed = seed  # the worker's probe draws its cases from it
     if hasattr(pool, "preload"):
@@ -880,10 +908,7 @@ def _start_pool(factory: Callable[..., Any], jobs: int | None, sandbox: bool,
         # pyplot costs each warm server about 1.5 s: load it where the assignment plots
         pool.preload_matplotlib = any(
             "matplotlib" in nb.read_text(encoding="utf-8", errors="replace")
-            for nb in source_dir.glob("*.ipynb"))
-    if hasattr(pool, "warm"):
-        pool.warm(1)
-    return pool
+            for source_dir in source_dirs for nb in source_dir.glob("*.ipynb"))
 
 
 def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment: str,

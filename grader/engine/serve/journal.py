@@ -160,6 +160,11 @@ class Journal:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT id FROM submissions")}
 
+    def students(self) -> set[str]:
+        """Every student id the journal has seen a submission from."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT DISTINCT student FROM submissions")}
+
     def in_state(self, *states: str) -> list[Row]:
         """Rows in any of ``states``, oldest landing first."""
         marks = ", ".join("?" for _ in states)

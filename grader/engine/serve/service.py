@@ -67,8 +67,6 @@ BATCH = 16
 
 
 #: the student ids the service collects (a name from the inbound becomes a folder name)
-#: every state a journal row can be in (see :mod:`grader.engine.serve.journal`)
-_ALL_STATES = ("queued", "grading", "recorded", "released", "superseded", "closed")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@+-]*")
 
 
@@ -123,19 +121,12 @@ def make_pool(pool_factory: PoolFactory | None, jobs: int | None, sandbox: bool,
     """The service's one pool: ``pool_factory(jobs, sandbox, timeout)`` (default: the engine's
     sandboxed :class:`~grader.engine.execute.pool.WorkerPool`), given the service's seed and
     what the served assignments preload, with every server started in the background."""
-    from grader.engine.autograde import _default_pool_factory
+    from grader.engine.autograde import _default_pool_factory, configure_pool
 
     pool = (pool_factory or _default_pool_factory)(jobs, sandbox, timeout)
     sources = [course_root / "source" / a for a in assignments]
-    if hasattr(pool, "seed"):
-        pool.seed = seed
-    if hasattr(pool, "preload"):
-        pool.preload = settings.declared_preload(course_root)
-        pool.preload_probe = any(settings.has_hidden_checks(s) for s in sources)
-    if hasattr(pool, "preload_matplotlib"):
-        pool.preload_matplotlib = any(
-            "matplotlib" in nb.read_text(encoding="utf-8", errors="replace")
-            for s in sources for nb in s.glob("*.ipynb"))
+    configure_pool(pool, seed, course_root, sources,
+                   any(settings.has_hidden_checks(s) for s in sources))
     if hasattr(pool, "warm"):
         pool.warm(getattr(pool, "jobs", 1))
     return KeptPool(pool)
@@ -341,6 +332,9 @@ class Service:
                              f"({jpath.with_suffix('.lock')} is locked)") from exc
         self.journal = Journal(jpath)
         self._pool: KeptPool | None = None
+        #: the thread of :meth:`_preload`, joined before the first grading (one thread at a
+        #: time imports a module tree: see autograde.start_judge_import)
+        self._imports: threading.Thread | None = None
         self._known: set[str] = set()
         self._roster: tuple[float, set[str]] = (float("-inf"), set())
         self._duedates: dict[str, tuple[float, dt.datetime | None]] = {}
@@ -384,8 +378,9 @@ class Service:
         if self._use_process and self._maker is None:
             self._maker = FeedbackProcess(self.course_root)
         if self._pool is None:
-            threading.Thread(target=self._preload, name="convgrade-serve-imports",
-                             daemon=True).start()
+            self._imports = threading.Thread(target=self._preload,
+                                             name="convgrade-serve-imports", daemon=True)
+            self._imports.start()
             self._pool = make_pool(self.pool_factory, self.jobs, self.sandbox, self.timeout,
                                    self.seed, self.course_root, self.assignments)
         if resumed:
@@ -400,7 +395,9 @@ class Service:
 
             if self.judge is None and any(settings.has_hidden_checks(
                     self.course_root / "source" / a) for a in self.assignments):
-                import grader.checks  # noqa: F401
+                from grader.engine.autograde import start_judge_import
+
+                start_judge_import()
 
     def run(self, once: bool = False) -> None:
         """Poll and grade until :attr:`stop_event` is set (``once``: until nothing is left
@@ -453,8 +450,7 @@ class Service:
     def _students(self, new: list[Landed]) -> set[str]:
         """Every student id the service knows of: the journal's, this look's and the
         gradebook's roster (read at most every 30 s)."""
-        known = {row.student for row in self.journal.in_state(*_ALL_STATES)}
-        known |= {sub.student for sub in new}
+        known = self.journal.students() | {sub.student for sub in new}
         stamp, roster = self._roster
         if time.monotonic() - stamp > 30.0:
             roster = set()
@@ -722,6 +718,9 @@ class Service:
         todo = [r for r in rows if r.id in paths]
         if not todo:
             return
+        if self._imports is not None:
+            self._imports.join()
+            self._imports = None
         try:
             result = autograde([str(paths[r.id]) for r in todo], assignment,
                                course=self.course_root, jobs=self.jobs, sandbox=self.sandbox,
