@@ -3,7 +3,10 @@
 #
 #   bash scripts/test.sh [extra pytest args...]
 #
-# Writes test-artifacts/junit.xml. Exits non-zero on any failure, including
+# Runs the tests in CONVGRADE_TEST_WORKERS pytest-xdist workers (default 2; 0 runs them in
+# this process), each test module whole in one worker (--dist loadfile: module fixtures such
+# as the PostgreSQL server start once). Most tests wait on servers, browsers and nbgrader's
+# kernels, so two workers halve the wall time on two cores. Writes test-artifacts/junit.xml. Exits non-zero on any failure, including
 # "pytest collected no tests" (pytest exit code 5).
 set -euo pipefail
 
@@ -20,7 +23,13 @@ mkdir -p test-artifacts
 echo "[test] pytest tests/"
 start=$SECONDS
 set +e
-python -m pytest -q -p no:cacheprovider --junitxml=test-artifacts/junit.xml tests/ "$@"
+workers="${CONVGRADE_TEST_WORKERS:-2}"
+parallel=()
+if [ "$workers" != 0 ]; then
+    parallel=(-n "$workers" --dist loadfile)
+fi
+python -m pytest -q -p no:cacheprovider "${parallel[@]}" --junitxml=test-artifacts/junit.xml \
+    tests/ "$@"
 status=$?
 set -e
 echo "[test] pytest finished in $((SECONDS - start)) s with exit code $status"
