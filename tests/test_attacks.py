@@ -94,7 +94,7 @@ REVIEWED: frozenset[str] = frozenset({
 
 
 #: Right answers whose corr2d breaks the from-scratch rule: corr2d, and so corr2d_multi_in and
-#: corr2d_multi_in_out that run it, score 0 (corpus.FORBIDDEN_FAILS).
+#: corr2d_multi_in_out that use it, score 0 (WRONG_SCORE in all).
 SPECIAL: frozenset[str] = frozenset({
     "forbidden_alias", "forbidden_getattr", "forbidden_rebound", "forbidden_module_alias",
     "forbidden_from_import",
@@ -118,9 +118,9 @@ def expected_tests(attack: Attack) -> dict[str, float]:
         return dict.fromkeys(corpus.POINTS, 0.0)
     if attack.student in INDIRECT:
         return dict.fromkeys(corpus.POINTS, 0.0)
-    fails = (corpus.FORBIDDEN_FAILS if attack.student in SPECIAL else
-             corpus.WRONG_FAILS if attack.base == "wrong" else ())
-    return {gid: 0.0 if gid in fails else float(points) for gid, points in corpus.POINTS.items()}
+    wrong = attack.base == "wrong" or attack.student in SPECIAL
+    return {gid: 0.0 if wrong and gid in corpus.WRONG_FAILS else float(points)
+            for gid, points in corpus.POINTS.items()}
 
 
 def assert_exact(attack: Attack, result: dict, nb: nbformat.NotebookNode | None) -> None:
