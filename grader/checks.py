@@ -195,6 +195,17 @@ def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int)
     found = _forbidden_verdict(spec, record, source)
     if found:
         return found
+    verdict = _judge_items(spec, cases, items, seed)
+    lent = None if verdict.passed else _standin_run(spec, record, len(cases))
+    if lent is None:
+        return verdict
+    replaced, lent_items = lent
+    return _with_standins(spec, verdict, _judge_items(spec, cases, lent_items, seed), replaced,
+                          _differ(spec, items, lent_items))
+
+
+def _judge_items(spec: Exercise, cases: list[Case], items: list, seed: int) -> Verdict:
+    """The verdict on one run's recorded results (``items``, one per case)."""
     for k, (case, item) in enumerate(zip(cases, items, strict=True)):
         key = (spec.name, seed, k)
         enc = item.get("result") if isinstance(item, dict) else None
@@ -219,6 +230,80 @@ def _judge_function(spec: Exercise, record: dict, source: str | None, seed: int)
     return Verdict(True)
 
 
+# ---------------------------------------------------------------------------------------------
+# the run with trusted stand-ins for the answers an exercise uses (Exercise.uses)
+
+#: Hint ids of failures that say little about the function itself: it raised, or it is not
+#: written (which a dependency that raises NotImplementedError also looks like).
+_OPAQUE = frozenset({"raised", "not_written"})
+
+
+def _standin_run(spec: Exercise, record: dict, count: int) -> tuple[list[str], list] | None:
+    """The names the probe replaced and the results of its run with the stand-ins, or None
+    when the record has none, or one that cannot count: incomplete, replacing names the
+    exercise does not use, or in which a forbidden-API tripwire saw a call."""
+    lent = record.get("with_standins")
+    if not spec.uses or not isinstance(lent, dict):
+        return None
+    replaced, items = lent.get("replaced"), lent.get("items")
+    if not isinstance(replaced, list) or not replaced or not set(replaced) <= set(spec.uses):
+        return None
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    if not all(isinstance(item, dict) and item.get("forbidden") == [] for item in items):
+        return None
+    return [str(name) for name in replaced], items
+
+
+def _differ(spec: Exercise, items: list, lent_items: list) -> bool:
+    """Whether the two runs' results differ on some case (within the comparison's tolerance)."""
+    for mine, lent in zip(items, lent_items, strict=True):
+        a = mine.get("result") if isinstance(mine, dict) else None
+        b = lent.get("result") if isinstance(lent, dict) else None
+        if not isinstance(a, dict) or not isinstance(b, dict) or not _same(spec, a, b):
+            return True
+    return False
+
+
+def _listed(names: list[str]) -> str:
+    """``names`` in a sentence: "corr2d", "corr2d_multi_in and corr2d"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _tests_of(spec: Exercise, names: list[str]) -> str:
+    """Where the student reads about ``names``: the tests of the exercises they answer."""
+    titles = {ex.answers[0]: ex.title for ex in course().exercises.values()
+              if ex.assignment == spec.assignment and ex.calls_function}
+    return "the test of " + " and of ".join(dict.fromkeys(titles.get(n, n) for n in names))
+
+
+def _with_standins(spec: Exercise, verdict: Verdict, lent: Verdict, replaced: list[str],
+                   differ: bool) -> Verdict:
+    """The verdict of an exercise whose own run failed (``verdict``), given the run with
+    stand-ins for the answers it uses (``lent``).
+
+    Right with the stand-ins: full credit, with a note that the answers it builds on are not
+    right yet. Wrong with them too: the own run's failure, unless the two runs differ and only
+    the run with stand-ins points at this function's own mistake (a known mistake of it, or a
+    wrong result where the own run only raised); then that one, saying so.
+    """
+    fn, deps, where = spec.answers[0], _listed(replaced), _tests_of(spec, replaced)
+    one = len(replaced) == 1
+    if lent.passed:
+        return Verdict(True, f"{fn} is right; it only failed because it "
+                       f"{'calls' if one else 'builds on'} your {deps}, "
+                       f"{'which is not' if one else 'which are not all'} right yet: see {where}.")
+    if not differ:
+        return verdict
+    own = {m.id for m in course().mistakes(spec.name)}
+    if (lent.hint in own and verdict.hint not in own) or (
+            verdict.hint in _OPAQUE and lent.hint not in _OPAQUE):
+        return Verdict(False, f"{lent.message}\n(This is what {fn} returns when a right "
+                       f"{deps} stand{'s' if one else ''} in for yours, which "
+                       f"{'is' if one else 'are'} not right yet either: see {where}.)",
+                       lent.hint)
+    return Verdict(False, f"{verdict.message}\n(Its results also change when a right {deps} "
+                   f"stand{'s' if one else ''} in for yours: see {where} too.)", verdict.hint)
 
 
 def _values(record: dict) -> dict[str, dict]:

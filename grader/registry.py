@@ -50,6 +50,8 @@ class Assignment:
         cases: its case builders by check name.
         mistakes: its known mistakes by check name.
         judges: the judges of its "value" exercises by check name.
+        standins: the trusted stand-ins of the answers its exercises ``use``, by answer name
+            (``STANDINS`` of its optional ``standins.py``).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Assignment:
     cases: dict[str, Callable[[int], list[Case]]]
     mistakes: dict[str, list[Mistake]]
     judges: dict[str, Callable[..., Any]]
+    standins: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 #: Kinds the engine's judge compares itself; every other function kind needs the course's
@@ -134,6 +137,8 @@ def load_assignment(package: str, name: str, declarations: ModuleType) -> Assign
     mistakes = getattr(_part(package, name, "mistakes"), "MISTAKES", None)
     judges_module = _part(package, name, "judges", required=False)
     judges = getattr(judges_module, "JUDGES", {}) if judges_module else {}
+    standins_module = _part(package, name, "standins", required=False)
+    standins = getattr(standins_module, "STANDINS", {}) if standins_module else {}
     where = f"assignment {name!r}"
     if not isinstance(cases, dict):
         raise CourseError(f"{where}: cases.py defines no CASES dict")
@@ -149,11 +154,27 @@ def load_assignment(package: str, name: str, declarations: ModuleType) -> Assign
         raise CourseError(f"{where}: exercises.py declares no EXERCISES")
     for ex in exercises.values():
         _validate(ex, reference, cases, mistakes, judges)  # type: ignore[arg-type]
+        _validate_uses(ex, reference, standins)
     for part, table in (("cases", cases), ("mistakes", mistakes), ("judges", judges)):
         orphans = sorted(set(table) - set(exercises))
         if orphans:
             raise CourseError(f"{where}: {part} of undeclared exercise(s) {orphans}")
-    return Assignment(name, exercises, reference, cases, mistakes, judges)  # type: ignore[arg-type]
+    return Assignment(name, exercises, reference, cases, mistakes, judges,  # type: ignore[arg-type]
+                      standins)
+
+
+def _validate_uses(ex: Exercise, reference: ModuleType, standins: Any) -> None:
+    """Each answer ``ex`` uses is one of the assignment's references and has a stand-in."""
+    what = f"exercise {ex.name!r} of {ex.assignment!r}"
+    if ex.uses and not ex.calls_function:
+        raise CourseError(f"{what}: only a function exercise can use other answers")
+    for name in ex.uses:
+        if name in ex.answers or not callable(getattr(reference, name, None)):
+            raise CourseError(f"{what}: it uses {name!r}, which is no other reference function "
+                              "in reference.py")
+        if not isinstance(standins, dict) or not callable(standins.get(name)):
+            raise CourseError(f"{what}: it uses {name!r} but has no stand-in for it "
+                              f"(STANDINS[{name!r}] in standins.py)")
 
 
 def _validate(ex: Exercise, reference: ModuleType, cases: dict, mistakes: dict,

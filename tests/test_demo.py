@@ -213,6 +213,61 @@ def test_alternatives_cheat_and_damage_through_the_engine(demo_class: tuple[Path
     assert solution_source("corr2d")  # the reference the "right" answers come from
 
 
+def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: Path,
+                                                                   tmp_path: Path) -> None:
+    """s02-ben's case with the real engine: a wrong corr2d under right functions that call it
+    costs corr2d's points only, and the cell says why; a mistake of corr2d_multi_in keeps its
+    own hint on that wrong corr2d; a forbidden corr2d keeps its forbidden verdict.
+
+    Not fixed by the judge: a wrong corr2d that shows on the notes' example (off by one) still
+    costs corr2d_multi_in its cell, because the cell's visible asserts run the student's own
+    corr2d after the hidden check passed (with the note): pinned here as it is."""
+    from grader.engine.autograde import autograde
+
+    assignment = "channels_pooling"
+    names = demo.answer_names(_release(assignment))
+    students = {
+        "ben": {"corr2d": "mistake:corr2d:kernel_dims_swapped"},
+        "nosum": {"corr2d": "mistake:corr2d:kernel_dims_swapped",
+                  "corr2d_multi_in": "mistake:corr2d_multi_in:no_channel_sum"},
+        "conv": {"corr2d": "mistake:corr2d:uses_torch_conv"},
+        "offby1": {"corr2d": "mistake:corr2d:output_off_by_one"},
+    }
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for student, answers in students.items():
+        plan = demo.Plan({n: answers.get(n, "good" if n.endswith("_answer") else "right")
+                          for n in names})
+        text = demo.submission_text(_release(assignment), plan)
+        (folder / f"{student}.ipynb").write_text(text, encoding="utf-8")
+    work = tmp_path / "work"
+    result = autograde([folder], assignment, course=course_copy, seed=0, workdir=work)
+    by = {r["student"]: {t["grade_id"]: t for t in r["tests"]} for r in result["results"]}
+    ben = by["ben"]
+    assert [g for g, t in ben.items() if not t["passed"]] == ["corr2d_tests"], ben
+    assert ben["corr2d_tests"]["hint"] == "kernel_dims_swapped"
+    printed = _printed(work, "ben", "corr2d_multi_in_tests")
+    assert "corr2d_multi_in is right; it only failed because it calls your corr2d" in printed
+    nosum = by["nosum"]
+    assert not nosum["corr2d_multi_in_tests"]["passed"]
+    assert nosum["corr2d_multi_in_tests"]["hint"] == "no_channel_sum"
+    assert "corr2d_multi_in_out is right" in _printed(work, "nosum", "corr2d_multi_in_out_tests")
+    conv = by["conv"]
+    assert conv["corr2d_tests"]["hint"] == "forbidden_api"
+    assert conv["corr2d_multi_in_tests"]["hint"] == "forbidden_api"
+    offby1 = by["offby1"]["corr2d_multi_in_tests"]
+    assert "corr2d_multi_in is right" in _printed(work, "offby1", "corr2d_multi_in_tests")
+    assert not offby1["passed"] and "expected shape (2, 2)" in offby1["message"], offby1
+
+
+def _printed(work: Path, student: str, grade_id: str) -> str:
+    """What the autograded test cell ``grade_id`` of ``student`` printed (its stdout)."""
+    path = work / "autograded" / student / "channels_pooling" / "channels_pooling.ipynb"
+    cell = next(c for c in nbformat.read(str(path), as_version=4).cells
+                if _meta(c).get("grade_id") == grade_id)
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
 def test_cheat_is_the_corpus_attack() -> None:
     from attacks import corpus
     assert demo.PATCH_JUDGE == corpus.PATCH_JUDGE

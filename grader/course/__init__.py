@@ -6,7 +6,9 @@ Each assignment folder ``<assignment>/`` holds
 * ``reference.py``: the reference solutions, named as students name them;
 * ``cases.py``: ``CASES``, the inputs of each function exercise by check name (staged);
 * ``mistakes.py``: ``MISTAKES``, the known wrong answers with their hints, by check name;
-* ``judges.py`` (only with "value" exercises): ``JUDGES``, how each value exercise is judged.
+* ``judges.py`` (only with "value" exercises): ``JUDGES``, how each value exercise is judged;
+* ``standins.py`` (only where an exercise ``uses`` other answers): ``STANDINS``, a trusted
+  stand-in for each of them, by answer name (staged).
 
 ``inputs.py`` holds inputs shared by several assignments' cases (staged with them); this
 module declares the course-wide forbidden-API rule (:data:`FROM_SCRATCH`), staged too.

@@ -322,6 +322,7 @@ def apply_run(
         # Judge the records in the order the cell sent them: in stock nbgrader the first
         # failing check raises right there, before any later line of the cell runs.
         failure: tuple[str, str | None] | None = None
+        notes: list[str] = []  # what passing checks say (a right answer's wrong dependency)
         reported: set[str] = set()
         expected = checks.get(gid, [])
         for raw_name, record in result.records or []:
@@ -345,6 +346,14 @@ def apply_run(
             if not verdict.passed:
                 failure = (str(verdict.message), getattr(verdict, "hint", None))
                 break
+            if getattr(verdict, "message", ""):
+                notes.append(str(verdict.message))
+        if notes:  # printed by the check, as the in-process sink does (grader/__init__.py)
+            at = next((k for k, o in enumerate(outputs) if o.get("output_type") == "error"),
+                      len(outputs))
+            outputs.insert(at, nbformat.v4.new_output(
+                "stream", name="stdout", text="".join(f"{note}\n" for note in notes)))
+            cell.outputs = outputs
         if failure is None and result.error:
             continue  # the cell raised after every check it reached had passed: keep that
         if failure is None:

@@ -76,6 +76,13 @@ class Exercise:
             or None: no library call is off limits.
         hints: generic hints of this exercise by failure ("wrong_shape": ...), overriding the
             engine's neutral ones so that each message fits the exercise.
+        uses: the student's other answers this exercise's function builds on, by the name
+            it calls them ("corr2d"), dependencies of dependencies included. Each has a
+            trusted stand-in (``STANDINS[name]`` in the assignment's ``standins.py``): the
+            check also runs the student's function with these names replaced by the
+            stand-ins, and a function that is right with them gets full credit even when
+            the student's own dependency is wrong (:mod:`grader.runtime.probe`,
+            :mod:`grader.checks`).
         assignment: filled in by the registry from the folder the exercise is declared in.
     """
 
@@ -85,6 +92,7 @@ class Exercise:
     kind: str
     forbidden: ForbiddenApi | None = None
     hints: dict[str, str] = field(default_factory=dict)
+    uses: tuple[str, ...] = ()
     assignment: str = ""
 
     @property
@@ -99,10 +107,13 @@ class Exercise:
 
 
 def exercise(name: str, answers: str, title: str, kind: str,
-             forbidden: ForbiddenApi | None = None, **hints: str) -> Exercise:
-    """Shorthand for :class:`Exercise`: ``answers`` is space-separated, ``forbidden`` the
-    course's rule for this exercise (if any), ``hints`` its generic hints by failure."""
-    return Exercise(name, tuple(answers.split()), title, kind, forbidden, dict(hints))
+             forbidden: ForbiddenApi | None = None, *, uses: str = "", **hints: str
+             ) -> Exercise:
+    """Shorthand for :class:`Exercise`: ``answers`` and ``uses`` are space-separated,
+    ``forbidden`` the course's rule for this exercise (if any), ``hints`` its generic hints
+    by failure."""
+    return Exercise(name, tuple(answers.split()), title, kind, forbidden, dict(hints),
+                    tuple(uses.split()))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 ``check_<name>(answer...)`` (:func:`check_function`) feeds the exercise's cases
 (``CASES[name]`` of its assignment's ``cases.py``) to the student's code and records the
 results as plain JSON data (no pickles, no live objects), then hands ``(name, record)`` to the
-current sink:
+current sink. For an exercise that uses other answers (``Exercise.uses``: ``corr2d_multi_in``
+calls ``corr2d``) the record also holds a second run with those names replaced by their
+trusted stand-ins (``STANDINS`` of the assignment's ``standins.py``), so that the judge can
+tell a right function from the wrong answer it calls. The sinks:
 
 * in Jupyter and under stock ``nbgrader autograde``/``validate``, :mod:`grader` installs a sink
   that judges in this process and raises ``AssertionError`` with the verdict's message;
@@ -189,22 +192,89 @@ def _quiet():
         yield
 
 
-def call(fn: Any, case: Case, rule: ForbiddenApi | None = None) -> dict:
+def call(fn: Any, case: Case, rule: ForbiddenApi | None = None,
+         watching: list[set[str]] | None = None) -> dict:
     """Call the student's function on one case and record the outcome.
 
     With ``rule`` (the exercise's forbidden-API rule) its tripwires watch the call and the
-    record's ``forbidden`` lists what they saw; without one it is empty.
+    record's ``forbidden`` lists what they saw; without one it is empty. ``watching``: a
+    stack that holds the set the tripwires fill while the call runs (the stand-ins'
+    :func:`_lent` leave their own calls out of it).
     """
     if not callable(fn):
         return {"label": case.label, "result": {"type": "not_callable", **encode(fn)},
                 "forbidden": []}
     watch = forbidden.tripwires(rule) if rule is not None else contextlib.nullcontext(set())
+    stack = [] if watching is None else watching
     with _quiet(), watch as seen:
+        stack.append(seen)
         try:
             result = encode(fn(*_clone(case.args), **_clone(case.kwargs)))
         except Exception as exc:  # noqa: BLE001 - every student error is data here
             result = _exception(exc)
+        finally:
+            stack.pop()
     return {"label": case.label, "result": result, "forbidden": sorted(seen)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the run with trusted stand-ins for the answers an exercise uses (Exercise.uses)
+
+
+@functools.cache
+def _standins() -> dict[str, dict[str, Callable[..., Any]]]:
+    """Each assignment's stand-ins by answer name (``STANDINS`` of its ``standins.py``)."""
+    return {assignment: dict(getattr(module, "STANDINS", {}))
+            for assignment, module in assignment_modules("standins").items()}
+
+
+def _lent(standin: Callable[..., Any], watching: list[set[str]], live: list[bool]
+          ) -> Callable[..., Any]:
+    """``standin`` as the probe lends it to the student's function for one run.
+
+    Its own forbidden calls (a stand-in is torch's convolution) are left out of what the
+    tripwires saw; the stand-ins let no student code run inside them (their module says
+    how). Once ``live`` is emptied (the run is over) it only raises, so a copy the student's
+    code kept cannot be used in a later check, where the tripwires would not forgive it.
+    """
+    def lent(*args: Any, **kwargs: Any) -> Any:
+        if not live:
+            raise RuntimeError("a stand-in is only lent to the check's own run")
+        seen = watching[-1] if watching else set()
+        before = frozenset(seen)
+        try:
+            return standin(*args, **kwargs)
+        finally:
+            seen.intersection_update(before)
+
+    lent.__name__ = lent.__qualname__ = getattr(standin, "__name__", "stand_in")
+    return lent
+
+
+def _run_with_standins(ex: Exercise, fn: Any, cases: list[Case]) -> dict | None:
+    """The student's function run again on ``cases`` with the answers ``ex`` uses replaced
+    by their stand-ins in its globals (``__main__``'s, for a notebook), put back afterwards
+    whatever happens; None when the exercise uses none or its globals define none of them.
+
+    Returns ``{"replaced": [names], "items": [one call's record per case]}``.
+    """
+    namespace = getattr(fn, "__globals__", None)
+    available = _standins().get(ex.assignment, {})
+    if not ex.uses or not isinstance(namespace, dict):
+        return None
+    replaced = [name for name in ex.uses if name in namespace and name in available]
+    if not replaced:
+        return None
+    watching: list[set[str]] = []
+    live = [True]
+    saved = {name: namespace[name] for name in replaced}
+    try:
+        namespace.update({name: _lent(available[name], watching, live) for name in replaced})
+        items = [call(fn, case, ex.forbidden, watching) for case in cases]
+    finally:
+        live.clear()
+        namespace.update(saved)
+    return {"replaced": replaced, "items": items}
 
 
 def _source_of(fn: Any) -> str | None:
@@ -224,9 +294,14 @@ def _emit(name: str, record: dict) -> None:
 
 
 def _probe_function(name: str, fn: Any) -> None:
-    rule = declared()[name].forbidden
-    items = [call(fn, case, rule) for case in cases_for(name, _seed)]
-    _emit(name, {"items": items, "source": _source_of(fn)})
+    ex = declared()[name]
+    cases = cases_for(name, _seed)
+    record = {"items": [call(fn, case, ex.forbidden) for case in cases],
+              "source": _source_of(fn)}
+    lent = _run_with_standins(ex, fn, cases)
+    if lent is not None:
+        record["with_standins"] = lent
+    _emit(name, record)
 
 
 def _probe_values(name: str, **values: Any) -> None:
@@ -266,3 +341,4 @@ def check_function(name: str) -> Callable[..., None]:
 # no bytecode cache could be written there).
 declared()
 _case_builders()
+_standins()

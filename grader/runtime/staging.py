@@ -35,8 +35,9 @@ RUNTIME_FILES: tuple[str, ...] = (
 COURSE_DIR = "course"
 #: Files of the course folder itself that are staged (shared inputs of the cases).
 COURSE_FILES: tuple[str, ...] = ("__init__.py", "inputs.py")
-#: Files of each assignment folder that are staged: what the probe needs to call and record.
-ASSIGNMENT_FILES: tuple[str, ...] = ("__init__.py", "exercises.py", "cases.py")
+#: Files of each assignment folder that are staged: what the probe needs to call and record
+#: (``standins.py``: the trusted stand-ins of the answers exercises build on, if any).
+ASSIGNMENT_FILES: tuple[str, ...] = ("__init__.py", "exercises.py", "cases.py", "standins.py")
 
 
 def assignment_dirs(package_dir: Path) -> list[Path]:

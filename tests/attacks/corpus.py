@@ -6,7 +6,9 @@ and fills its solution cells with
 * the honest right answers (:func:`grader.registry.solution_source`),
 * an honest wrong answer (``corr2d`` is the first mistake of channels_pooling's ``MISTAKES``;
   the other functions are right but ``corr2d_multi_in`` and ``corr2d_multi_in_out`` build on
-  the wrong ``corr2d``, so they fail too: :data:`WRONG_SCORE` of :data:`FULL_SCORE`),
+  the wrong ``corr2d``, so they fail too: :data:`WRONG_SCORE` of :data:`FULL_SCORE`; their
+  hidden checks pass with the judge's stand-in for ``corr2d``, but the visible asserts of
+  their test cells run the student's own ``corr2d`` and fail on the notes' example),
 
 and then adds an attack: a cell after the setup cell (``top``), code after the ``def corr2d``
 in its solution cell (``after_corr2d``), a replacement ``corr2d`` cell (``corr2d``), a cell at
@@ -52,7 +54,8 @@ POINTS: dict[str, float] = {
     "pool2d_mode_tests": 1,
 }
 FULL_SCORE = float(sum(POINTS.values()))  # 13
-#: the wrong corr2d fails corr2d, corr2d_multi_in and corr2d_multi_in_out (2 + 2 + 2 points)
+#: the wrong corr2d fails corr2d, corr2d_multi_in and corr2d_multi_in_out (2 + 2 + 2 points;
+#: the last two through their visible asserts)
 WRONG_FAILS = ("corr2d_tests", "corr2d_multi_in_tests", "corr2d_multi_in_out_tests")
 WRONG_SCORE = FULL_SCORE - sum(POINTS[g] for g in WRONG_FAILS)  # 7
 

@@ -2,8 +2,9 @@
 
 A declaration names the check (``check_<name>``, grade_id ``<name>_tests``), the answers it
 reads, its kind and title; its reference is the same-named object in ``reference.py``, its
-cases ``CASES[name]`` in ``cases.py``, its mistakes ``MISTAKES[name]`` in ``mistakes.py``. The
-registry checks every part exists when the course loads. Staged into the worker (it holds no
+cases ``CASES[name]`` in ``cases.py``, its mistakes ``MISTAKES[name]`` in ``mistakes.py``, the
+stand-ins of the answers it ``uses`` ``STANDINS[name]`` in ``standins.py``. The registry checks
+every part exists when the course loads. Staged into the worker (it holds no
 answer). Points are in the notebook.
 """
 
@@ -22,10 +23,11 @@ _POOL = ("Check the output size: n - p + 1 along each axis for a window p (strid
 EXERCISES: tuple[Exercise, ...] = (
     exercise("corr2d", "corr2d", "corr2d(X, K)", "tensor", FROM_SCRATCH, wrong_shape=_VALID),
     exercise("corr2d_multi_in", "corr2d_multi_in", "corr2d_multi_in(X, K)", "tensor", FROM_SCRATCH,
+             uses="corr2d",
              wrong_shape="Check the output size: the channels are summed, so the output is "
                          "2-D, (n - k + 1) x (n - k + 1)."),
     exercise("corr2d_multi_in_out", "corr2d_multi_in_out", "corr2d_multi_in_out(X, K)", "tensor",
-             FROM_SCRATCH, wrong_shape=_CHANNELS),
+             FROM_SCRATCH, uses="corr2d_multi_in corr2d", wrong_shape=_CHANNELS),
     exercise("corr2d_multi_in_out_1x1", "corr2d_multi_in_out_1x1",
              "corr2d_multi_in_out_1x1(X, K)", "tensor", FROM_SCRATCH,
              wrong_shape="Check the output size: a 1x1 kernel keeps height and width, "
