@@ -27,7 +27,10 @@ with ``SaveAutoGrades``), so the gradebook, ``nbgrader export``, formgrader and
   by :class:`PrecomputedExecute`, which puts the worker's outputs into the notebook and judges
   each hidden check in this process with :func:`grader.checks.judge`. A failed verdict becomes
   the test cell's ``AssertionError`` output, so ``SaveAutoGrades`` scores exactly as stock
-  nbgrader would.
+  nbgrader would. Where the course's steps allow it, the fast engine records without the
+  converter itself: :class:`grader.engine.record.DirectRecorder` applies the same steps
+  (nbgrader's ``SaveAutoGrades`` included) once per notebook and writes the same rows and
+  files; a student it cannot record goes through the converter.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ ENGINES = ("fast", "nbgrader")
 #: Record with one SQLAlchemy engine for all of a run's gradebook opens
 #: (:func:`grader.engine.gradebook.shared_engines`), each fast-engine student in one gradebook
 #: transaction, nbgrader's schema checks and notebook validations done once
-#: (:mod:`grader.engine.speedups`) and one gradebook session for collecting the entries. Off:
+#: (:mod:`grader.engine.speedups`), one gradebook session for collecting the entries and the
+#: direct record path where the course allows it (:mod:`grader.engine.record`). Off:
 #: nbgrader's own path; the rows and notebooks are the same either way
 #: (tests/test_record_speed.py).
 FAST_RECORDING = True

@@ -310,7 +310,11 @@ class DirectRecorder:
 
         converter = self._converter
         a = self._assignment_id
-        if not converter.init_destination(a, student):  # removes an earlier autograded folder
+        try:
+            go = converter.init_destination(a, student)  # removes an earlier autograded folder
+        except Exception as exc:
+            raise DirectRecordFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not go:
             raise DirectRecordFailed(f"nbgrader does not grade {student} (student_id_exclude)")
         dest = Path(converter._format_dest(a, student))
         try:
