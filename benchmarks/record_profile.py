@@ -11,9 +11,11 @@ the engine changes), each step the record phase takes per student: the converter
 (``init_assignment``: student, submission and notebook rows), its two nbconvert passes
 (sanitize, then autograde) and every preprocessor in them, the judge (inside the precomputed
 Execute step), each ``Gradebook`` opened, each commit, each SQL statement compiled, each
-notebook validated and written. Times are inclusive (a commit inside SaveAutoGrades counts in
-both); the table says per student and in all. ``--cprofile FILE`` also writes a cProfile of
-the record phase (slower; for ``python -m pstats FILE``).
+notebook validated and written; with the direct record path (grader/engine/record.py) its
+steps instead: the student's rows, each notebook's two passes and write. Times are
+inclusive (a commit inside SaveAutoGrades counts in both); the table says per student and in
+all. ``--cprofile FILE`` also writes a cProfile of the record phase (slower; for
+``python -m pstats FILE``).
 """
 
 from __future__ import annotations
@@ -79,8 +81,13 @@ def _instrument() -> None:
     import grader.checks
     import grader.engine.autograde as ag
     import grader.engine.forbidden
+    import grader.engine.record as rec
 
     _wrap(ag, "_convert_one", "record: one student (_convert_one)")
+    _wrap(rec.DirectRecorder, "_record", "record: one student (direct path)")
+    _wrap(rec.DirectRecorder, "_rows", "  direct: the student's rows (find or make)")
+    _wrap(rec.DirectRecorder, "_notebook", "  direct: one notebook (read, passes, write)")
+    _wrap(rec.DirectRecorder, "_apply", "    direct: one pass of steps (+ validation)")
     _wrap(copy, "deepcopy", "  [any] copy.deepcopy (outermost calls)", reentrant=True)
     _wrap(Autograde, "init_assignment", "  Autograde.init_assignment (rows, files)")
     _wrap(Autograde, "convert_single_notebook", "  Autograde.convert_single_notebook")

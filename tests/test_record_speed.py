@@ -9,6 +9,13 @@ is nbgrader's own path (a new engine per open, a commit per change, SaveAutoGrad
 gradebook rows, the autograded notebooks (cell by cell, metadata included) and the result
 entries of both must be the same, for the demo class's right, wrong, blank, damaged and
 review-flagged submissions and for a two-notebook assignment of a plain course.
+
+``grader.engine.record.DIRECT_RECORDING`` (on with FAST_RECORDING) records each student without
+nbgrader's converter (:class:`grader.engine.record.DirectRecorder`); the same comparisons check
+it against nbgrader's own path, and check that the direct path did record (a comparison of the
+converter with itself would prove nothing): timestamps, a late penalty, a student not yet in
+the gradebook and one who is, a re-grade over rows with a manual score, a notebook whose
+recording fails, and a course with a step the direct path does not know (the converter then).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pytest
 
 from grader.engine import autograde as ag
 from grader.engine import gradebook as gbmod
+from grader.engine import record as recmod
 
 pytestmark = pytest.mark.e2e  # real nbgrader, worker pools
 
@@ -71,15 +79,31 @@ def _autograded(root: Path) -> dict[str, Any]:
 
 def _grade(course: Path, paths: list[Path], assignment: str, work: Path, fast: bool,
            monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Grade ``paths`` in the course folder ``work``; the result entries, the gradebook's rows,
+    the autograded notebooks and (``direct``) what the direct record path did: the students
+    it recorded, those it left to the converter, or why the run had no direct path."""
     monkeypatch.setattr(ag, "FAST_RECORDING", fast)
+    made: list[tuple[Any, str | None]] = []
+    real = recmod.direct_recorder
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(recmod, "direct_recorder", spied)
     result = ag.autograde(paths, assignment, course=course, seed=0, workdir=work)
     entries = [{k: v for k, v in r.items() if k != "seconds"}  # the run's time varies
                for r in result["results"]]
     for entry in entries:
         for part in entry.get("notebooks") or []:
             part["path"] = str(Path(part["path"]).name)
+        if entry["error"]:  # nbgrader's messages name the work folder
+            entry["error"] = entry["error"].replace(str(work), "<work>")
+    recorder, why = made[0] if made else (None, "no recorder asked for")
+    direct = {"recorded": sorted(recorder.recorded) if recorder else [],
+              "fallbacks": dict(recorder.fallbacks) if recorder else {}, "why_not": why}
     return {"result": entries, "rows": _rows(work / "gradebook.db"),
-            "autograded": _autograded(work)}
+            "autograded": _autograded(work), "direct": direct}
 
 
 def _compare(fast: dict[str, Any], slow: dict[str, Any]) -> None:
@@ -126,6 +150,9 @@ def test_fast_recording_records_what_nbgrader_records(demo_course: Path, demo_cl
     assert len(scores) > 2, f"expected a spread of scores, got {scores}"
     stamps = {k[0]: v[0] for k, v in fast["rows"]["submissions"].items()}
     assert stamps["s02-ben"] is not None and stamps["s21-uma"] is not None
+    graded = sorted(e["student"] for e in fast["result"] if e["graded"])
+    assert fast["direct"]["recorded"] == graded, fast["direct"]
+    assert slow["direct"]["why_not"] == "no recorder asked for"  # nbgrader's own path
     _compare(fast, slow)
 
 
@@ -155,6 +182,124 @@ def test_fast_recording_of_a_two_notebook_assignment(tmp_path: Path,
     fast = _grade(root, paths, "ps1", tmp_path / "fast", True, monkeypatch)
     slow = _grade(root, paths, "ps1", tmp_path / "slow", False, monkeypatch)
     assert {k[2] for k in fast["rows"]["notebooks"]} == {"problem1", "problem2"}
+    assert fast["direct"]["recorded"] == ["ann", "ben", "cat", "dan", "eve"], fast["direct"]
+    _compare(fast, slow)
+
+
+def _late_course(demo_course: Path, dest: Path, extra_config: str = "") -> Path:
+    """The demo course with nbgrader's 'zero' late penalty (and ``extra_config``)."""
+    shutil.copytree(demo_course, dest, ignore=shutil.ignore_patterns("submitted", "gradebook.db",
+                                                                     "autograded"))
+    config = dest / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.LateSubmissionPlugin.penalty_method = "zero"\n'
+                      + extra_config)
+    return dest
+
+
+def _prepared_gradebook(work: Path) -> None:
+    """A gradebook where the assignment is due before some submissions and one student of
+    the class is already known (with a name), before anything is graded."""
+    from nbgrader.api import Gradebook
+
+    work.mkdir(parents=True)
+    url = f"sqlite:///{work / 'gradebook.db'}"
+    gbmod.prepare_gradebook(url)
+    with Gradebook(url, "convgrade") as gb:
+        gb.add_assignment(ASSIGNMENT, duedate="2026-12-01 00:00:00 UTC")
+        gb.add_student("s01-ada", first_name="Ada", last_name="L")
+
+
+def _regrade(work: Path) -> None:
+    """Between two runs: an instructor's manual score on one grade, a comment on another."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}", "convgrade") as gb:
+        nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "s02-ben")
+        grade = sorted(nb.grades, key=lambda g: g.name)[0]
+        grade.manual_score = 0.5
+        comment = sorted(nb.comments, key=lambda c: c.name)[0]
+        comment.manual_comment = "see me"
+        gb.db.commit()
+
+
+def test_direct_recording_of_late_work_and_a_regrade(demo_course: Path, demo_class: Path,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A due date and the zero late penalty (one student late, one on time, one without a
+    timestamp), a student already in the gradebook, then a re-grade of the same folder over
+    the first run's rows (a manual score, a new timestamp, a changed answer): the direct
+    path and nbgrader's converter leave the same rows and notebooks after each run."""
+    course = _late_course(demo_course, tmp_path / "course")
+    first = sorted(demo_class.iterdir())[:4]
+    runs = {}
+    for fast in (True, False):
+        work = tmp_path / ("fast" if fast else "slow")
+        _prepared_gradebook(work)
+        once = _grade(course, first, ASSIGNMENT, work, fast, monkeypatch)
+        _regrade(work)
+        again_dir = tmp_path / "again"  # the same paths in both results
+        shutil.rmtree(again_dir, ignore_errors=True)
+        shutil.copytree(demo_class, again_dir)
+        (again_dir / "s02-ben" / ASSIGNMENT / "timestamp.txt").write_text(
+            "2026-12-02 10:00:00 UTC")  # late now
+        shutil.copytree(demo_class / "s01-ada" / ASSIGNMENT,
+                        again_dir / "s03-cy" / ASSIGNMENT, dirs_exist_ok=True)  # new answer
+        twice = _grade(course, sorted(again_dir.iterdir())[:4], ASSIGNMENT, work, fast,
+                       monkeypatch)
+        runs[fast] = (once, twice)
+    (fast_once, fast_twice), (slow_once, slow_twice) = runs[True], runs[False]
+    penalties = {k[0]: v[1] for k, v in fast_twice["rows"]["submissions"].items()}
+    assert penalties["s02-ben"], "the late submission got no penalty"
+    assert fast_once["rows"]["submissions"][("s01-ada", ASSIGNMENT)][1] == 0
+    manual = [v for v in fast_twice["rows"]["grades"].values() if v[1] == 0.5]
+    assert manual and all(v[3] for v in manual), "a manual score did not need review"
+    for fast_run in (fast_once, fast_twice):
+        assert fast_run["direct"]["recorded"] and not fast_run["direct"]["fallbacks"]
+    _compare(fast_once, slow_once)
+    _compare(fast_twice, slow_twice)
+
+
+def test_direct_recording_of_a_failing_notebook(demo_course: Path, demo_class: Path,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails for one student: the direct path rolls them back and leaves them to
+    nbgrader's converter, which fails as it does on its own path; the others are recorded."""
+    from grader.engine.sanitize import SanitizeStudentContent
+
+    real = SanitizeStudentContent.preprocess
+
+    def failing(self: Any, nb: Any, resources: dict) -> Any:
+        nb, resources = real(self, nb, resources)
+        if resources["nbgrader"]["student"] == "s02-ben":
+            raise RuntimeError("a step failed for s02-ben")
+        return nb, resources
+
+    monkeypatch.setattr(SanitizeStudentContent, "preprocess", failing)
+    paths = sorted(demo_class.iterdir())[:4]
+    fast = _grade(demo_course, paths, ASSIGNMENT, tmp_path / "fast", True, monkeypatch)
+    slow = _grade(demo_course, paths, ASSIGNMENT, tmp_path / "slow", False, monkeypatch)
+    by = {e["student"]: e for e in fast["result"]}
+    assert not by["s02-ben"]["graded"] and "nbgrader" in by["s02-ben"]["error"]
+    assert list(fast["direct"]["fallbacks"]) == ["s02-ben"], fast["direct"]
+    assert "s02-ben" not in fast["direct"]["recorded"] and len(fast["direct"]["recorded"]) == 3
+    _compare(fast, slow)
+
+
+def test_an_unknown_step_records_through_the_converter(demo_course: Path, demo_class: Path,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A course whose autograde steps include one the direct path does not know records every
+    student through nbgrader's converter, with the same rows as nbgrader's own path."""
+    extra = ("from nbconvert.preprocessors import RegexRemovePreprocessor\n"
+             "c.Autograde.autograde_preprocessors = list(c.Autograde.autograde_preprocessors)"
+             " + [RegexRemovePreprocessor]\n")
+    course = _late_course(demo_course, tmp_path / "course", extra)
+    paths = sorted(demo_class.iterdir())[:3]
+    fast = _grade(course, paths, ASSIGNMENT, tmp_path / "fast", True, monkeypatch)
+    slow = _grade(course, paths, ASSIGNMENT, tmp_path / "slow", False, monkeypatch)
+    assert fast["direct"]["why_not"] == (
+        "the course's step nbconvert.preprocessors.regexremove.RegexRemovePreprocessor")
+    assert not fast["direct"]["recorded"]
     _compare(fast, slow)
 
 

@@ -27,13 +27,17 @@ with ``SaveAutoGrades``), so the gradebook, ``nbgrader export``, formgrader and
   by :class:`PrecomputedExecute`, which puts the worker's outputs into the notebook and judges
   each hidden check in this process with :func:`grader.checks.judge`. A failed verdict becomes
   the test cell's ``AssertionError`` output, so ``SaveAutoGrades`` scores exactly as stock
-  nbgrader would.
+  nbgrader would. Where the course's steps allow it, the fast engine records without the
+  converter itself: :class:`grader.engine.record.DirectRecorder` applies the same steps
+  (nbgrader's ``SaveAutoGrades`` included) once per notebook and writes the same rows and
+  files; a student it cannot record goes through the converter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import queue
@@ -54,6 +58,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.engine import gradebook as gbmod
+from grader.engine import record as recmod
 from grader.engine import settings, speedups
 from grader.engine.precheck import PrecheckResult, SourceSpec, is_test_cell, load_sources, precheck
 
@@ -69,7 +74,8 @@ ENGINES = ("fast", "nbgrader")
 #: Record with one SQLAlchemy engine for all of a run's gradebook opens
 #: (:func:`grader.engine.gradebook.shared_engines`), each fast-engine student in one gradebook
 #: transaction, nbgrader's schema checks and notebook validations done once
-#: (:mod:`grader.engine.speedups`) and one gradebook session for collecting the entries. Off:
+#: (:mod:`grader.engine.speedups`), one gradebook session for collecting the entries and the
+#: direct record path where the course allows it (:mod:`grader.engine.record`). Off:
 #: nbgrader's own path; the rows and notebooks are the same either way
 #: (tests/test_record_speed.py).
 FAST_RECORDING = True
@@ -373,6 +379,7 @@ def apply_run(
     return hints
 
 
+@functools.cache
 def _precomputed_execute_class() -> type:
     from nbgrader.preprocessors import NbGraderPreprocessor
 
@@ -604,14 +611,9 @@ def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec,
     open nbgrader Gradebook of the workspace)."""
     from nbgrader.api import MissingEntry
 
-    entry = _entry(sub, assignment, spec)
     notebook_name = sub.notebook_name
     autograded = ws.root / "autograded" / sub.student / assignment / f"{notebook_name}.ipynb"
-    cells: dict[str, NotebookNode] = {}
-    if autograded.exists():
-        nb = nbformat.read(str(autograded), as_version=4)
-        cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
-        entry["sanitized"] = _sanitized_list(nb)
+    nb = nbformat.read(str(autograded), as_version=4) if autograded.exists() else None
     scores: dict[str, tuple[float | None, float]] = {}
     flagged: set[str] = set()
     try:
@@ -623,8 +625,21 @@ def _collect(ws: _Workspace, assignment: str, sub: Submission, spec: SourceSpec,
             scores[grade.name] = (grade.auto_score, float(grade.max_score or 0))
             if grade.needs_manual_grade:
                 flagged.add(grade.name)
+    return _graded_entry(assignment, sub, spec, nb, scores, flagged)
+
+
+def _graded_entry(assignment: str, sub: Submission, spec: SourceSpec, nb: NotebookNode | None,
+                  scores: dict[str, tuple[float | None, float]],
+                  flagged: set[str]) -> dict[str, Any]:
+    """A recorded notebook's entry from its autograded notebook (None: there is none) and
+    its grades: (auto score, max score) and the grades needing manual grading, by grade_id."""
+    entry = _entry(sub, assignment, spec)
+    cells: dict[str, NotebookNode] = {}
+    if nb is not None:
+        cells = {gid: c for c in nb.cells if (gid := _grade_id(c))}
+        entry["sanitized"] = _sanitized_list(nb)
     entry = _scored_entry(entry, sub, spec, cells, scores)
-    if autograded.exists():
+    if nb is not None:
         _add_review(entry, nb, flagged)
     return entry
 
@@ -953,12 +968,28 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             _stage(ws, own, assignment)
         preprocessors: list[Any] | None = None
         runner: _FastRunner | None = None
+        recorder: recmod.DirectRecorder | None = None
+        recorded_directly: dict[tuple[str, str], recmod.Recorded] = {}
         release = (ws.temporary or ws.root) / "release"
 
         def record(student: str, own: list[Submission]) -> None:
             """4-5. judge and record one student (all their notebooks) through nbgrader."""
             collector.records.clear()
             t0 = time.monotonic()
+            if recorder is not None and runner is not None:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # sqlalchemy chatter
+                        done = recorder.record(student, [s.notebook_name for s in own],
+                                               runner.runs)
+                except recmod.DirectRecordFailed as exc:
+                    log.info("%s: recorded by nbgrader's converter (%s)", student, exc)
+                    collector.records.clear()
+                else:
+                    recorded_directly.update(((student, n), r) for n, r in done.items())
+                    recorded.append(student)
+                    report("record", len(recorded), len(students), student)
+                    return
             # the fast engine's student in one gradebook transaction (nbgrader's commits
             # become savepoints: the same rows, one write to disk)
             batch = (shared.transaction(gbmod.db_url_for(ws.config))
@@ -1015,6 +1046,15 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             runner = _FastRunner(pool, specs, the_judge,
                                  {(s.student, s.notebook_name): s for s in gradable})
             preprocessors = _fast_preprocessors(runner, ws.config)
+            if shared is not None:
+                db_url = gbmod.db_url_for(ws.config)
+                recorder, why = recmod.direct_recorder(
+                    ws.config, assignment, log, preprocessors, _precomputed_execute_class(),
+                    shared.create_engine(db_url, echo=False, future=True), db_url)
+                if recorder is not None:
+                    fast_db.callback(recorder.close)
+                else:
+                    log.info("recording through nbgrader's converter: %s", why)
             waiting = {student: len(own) for student, own in students.items()}
             for position, run in arrivals:
                 sub = gradable[position]
@@ -1031,6 +1071,11 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
         def collected(sub: Submission) -> dict[str, Any] | None:
             if sub not in gradable or sub.nbgrader_error is not None:
                 return None
+            if (done := recorded_directly.get((sub.student, sub.notebook_name))) is not None:
+                entry = _graded_entry(assignment, sub, specs[sub.notebook_name],
+                                      done.notebook, done.scores, done.flagged)
+                entry["graded"] = True
+                return entry
             if not FAST_RECORDING:
                 with _open_gradebook(ws) as gb:
                     entry = _collect(ws, assignment, sub, specs[sub.notebook_name], gb)

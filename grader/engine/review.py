@@ -138,15 +138,23 @@ class FlagForReview(_preprocessor_base()):  # type: ignore[misc]
     """Flags the grades a tamper finding affects as needing manual grading (after
     SaveAutoGrades, which sets ``needs_manual_grade`` itself)."""
 
+    #: where to find the grades instead of opening the gradebook at ``db_url`` (the direct
+    #: record path's rows in memory, grader.engine.record); None: open the gradebook
+    gradebook: Any = None
+
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         """Set ``needs_manual_grade`` on every affected grade of this submission."""
+        import contextlib
+
         from nbgrader.api import Gradebook
 
         flagged = flagged_grade_ids(review_findings(nb))
         if not flagged:
             return nb, resources
         info = resources["nbgrader"]
-        with Gradebook(info["db_url"]) as gb:
+        opened = (contextlib.nullcontext(self.gradebook) if self.gradebook is not None
+                  else Gradebook(info["db_url"]))
+        with opened as gb:
             for gid in sorted(flagged):
                 grade = gb.find_grade(gid, info["notebook"], info["assignment"],
                                       info["student"])
