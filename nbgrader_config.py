@@ -18,22 +18,11 @@ Environment variables:
 import os
 from pathlib import Path
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    Execute,
-    GetGrades,
-    IgnorePattern,
-    LimitOutput,
-    SaveAutoGrades,
-)
-
-from grader.engine.feedback import ClearHiddenTestsAndTracebacks, FeedbackHTMLExporter
-from grader.engine.review import FlagForReview, KeepStderrVisible
-from grader.engine.sanitize import SanitizeStudentContent
-
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
+
+# The steps below are named by import string, as nbconvert and nbgrader allow: loading this
+# file imports none of them (nbgrader's preprocessors bring nbconvert and SQLAlchemy, about
+# 0.5 s), so a lone notebook graded in CI starts as fast as torch imports.
 
 # The course root is the folder holding this file: source/, release/, submitted/,
 # autograded/ and feedback/ all live below it.
@@ -70,7 +59,7 @@ c.Execute.interrupt_on_timeout = True
 #
 # Stderr policy: stock nbgrader scores a test cell 0 as soon as it writes anything to stderr
 # (utils.determine_grade), even if every assert passed. A right answer that warns must keep its
-# points, so KeepStderrVisible (grader/engine/review.py, in the list below, before SaveAutoGrades)
+# points, so KeepStderrVisible (grader/engine/steps.py, in the list below, before SaveAutoGrades)
 # turns the stderr text of test cells into plain-text output: still shown in the autograded
 # notebook and the feedback, no longer a zero. (The hidden checks also swallow the warnings of
 # the calls they make, so `nbgrader validate` in a student's Jupyter agrees.)
@@ -88,20 +77,21 @@ c.Execute.interrupt_on_timeout = True
 # entry's "sanitized" list. The feedback page also carries a Content-Security-Policy
 # (FeedbackHTMLExporter).
 #
-# Review (grader/engine/review.py): KeepStderrVisible keeps stderr from zeroing a test cell;
-# FlagForReview, after SaveAutoGrades (which sets needs_manual_grade itself), flags the grades
-# that ran after code the tamper scan found, so formgrader lists them for review.
+# Review (grader/engine/review.py; the steps are in grader/engine/steps.py): KeepStderrVisible
+# keeps stderr from zeroing a test cell; FlagForReview, after SaveAutoGrades (which sets
+# needs_manual_grade itself), flags the grades that ran after code the tamper scan found, so
+# formgrader lists them for review.
 c.Autograde.autograde_preprocessors = [
-    Execute,
-    IgnorePattern,
-    ClearMetadataPreprocessor,
-    LimitOutput,
-    SanitizeStudentContent,
-    KeepStderrVisible,
-    SaveAutoGrades,
-    FlagForReview,
-    AssignLatePenalties,
-    CheckCellMetadata,
+    "nbgrader.preprocessors.Execute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "grader.engine.steps.SanitizeStudentContent",
+    "grader.engine.steps.KeepStderrVisible",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "grader.engine.steps.FlagForReview",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
 # Feedback: stock nbgrader 0.9.6 renders the autograded notebook, hidden tests restored, into
@@ -112,12 +102,12 @@ c.Autograde.autograde_preprocessors = [
 # (grader/engine/feedback.py). Same list as GenerateFeedback's default, with the hidden tests
 # cleared after GetGrades and the student's content sanitized once more.
 c.GenerateFeedback.preprocessors = [
-    GetGrades,
-    ClearHiddenTestsAndTracebacks,
-    SanitizeStudentContent,
-    CSSHTMLHeaderPreprocessor,
+    "nbgrader.preprocessors.GetGrades",
+    "grader.engine.feedback.ClearHiddenTestsAndTracebacks",
+    "grader.engine.steps.SanitizeStudentContent",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
-c.GenerateFeedback.exporter_class = FeedbackHTMLExporter
+c.GenerateFeedback.exporter_class = "grader.engine.feedback.FeedbackHTMLExporter"
 
 # Release hygiene: nbgrader copies every file in source/<assignment>/ into the release and
 # into each autograded folder. Keep caches and checkpoints out of both.

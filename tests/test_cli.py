@@ -137,6 +137,32 @@ def test_single_notebook_and_fail_under(demo_course: Path, tmp_path: Path) -> No
     assert out.strip().splitlines()[-1] == "exit 1: 1 submission scored below 50% (cy 0.0%)"
 
 
+#: What a lone notebook graded outside the course never needs: nbgrader's preprocessors and
+#: converters, nbconvert and SQLAlchemy (about 0.5 s of imports on the critical path).
+_RECORDING_MODULES = ("nbgrader.preprocessors", "nbgrader.converters", "nbgrader.api",
+                      "nbconvert", "sqlalchemy")
+
+
+def test_a_lone_notebook_imports_nothing_for_recording(demo_course: Path,
+                                                       tmp_path: Path) -> None:
+    """The CI case (one notebook outside the course): the course's config names its steps by
+    import string and the direct path scores without a gradebook, so none of nbgrader's
+    recording machinery is imported; the score is still the full one."""
+    nb = shutil.copy(_ada(demo_course), tmp_path / "ada.ipynb")
+    code = ("import sys\nfrom grader.cli import main\n"
+            f"rc = main(['autograde', {str(nb)!r}, '--assignment', {ASSIGNMENT!r}, "
+            f"'--course', {str(demo_course)!r}, '--json', {str(tmp_path / 'r.json')!r}])\n"
+            f"heavy = sorted(m for m in sys.modules if m.startswith({_RECORDING_MODULES!r}))\n"
+            "print('HEAVY', heavy)\nsys.stdout.flush()\nimport os\nos._exit(rc)\n")
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "HEAVY []" in proc.stdout, proc.stdout
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert entry["score"] == entry["max_score"] == 13.0, entry
+
+
 def test_sandbox_unavailable_exits_2(demo_course: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CONVGRADE_BWRAP", str(tmp_path / "no-bwrap-here"))
     code, out, err = _run_main("autograde", str(_ada(demo_course)), "--assignment",

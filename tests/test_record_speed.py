@@ -264,7 +264,7 @@ def test_direct_recording_of_a_failing_notebook(demo_course: Path, demo_class: P
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A step that fails for one student: the direct path rolls them back and leaves them to
     nbgrader's converter, which fails as it does on its own path; the others are recorded."""
-    from grader.engine.sanitize import SanitizeStudentContent
+    from grader.engine.steps import SanitizeStudentContent
 
     real = SanitizeStudentContent.preprocess
 

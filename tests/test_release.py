@@ -231,12 +231,46 @@ def test_config_environment_overrides(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.CourseDirectory.db_url == "postgresql://grader@db/convgrade"
 
 
-def test_feedback_hides_hidden_tests_and_their_traceback_lines(tmp_path: Path) -> None:
+def test_config_loads_without_importing_its_steps() -> None:
+    """nbgrader_config.py names every step by import string: loading it (as the grader does
+    for each run) imports none of nbgrader's preprocessors, nbconvert or SQLAlchemy."""
+    code = ("import sys\nfrom grader.engine.gradebook import load_config\n"
+            f"load_config({str(REPO)!r})\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('nbconvert', 'sqlalchemy') or m.startswith('nbgrader.preprocessors')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_every_configured_step_imports(tmp_path: Path) -> None:
+    """Each import string of the course's autograde and feedback steps names a preprocessor,
+    and the fast engine finds nbgrader's Execute among them to swap for the worker's runs."""
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import Preprocessor
+    from nbgrader.preprocessors import Execute
+    from traitlets.utils.importstring import import_item
+
+    from grader.engine.autograde import autograde_preprocessors
+
     config = _load_config(tmp_path)
-    names = [pp.__name__ for pp in config.GenerateFeedback.preprocessors]
+    steps = autograde_preprocessors(config)
+    assert Execute in steps and all(issubclass(pp, Preprocessor) for pp in steps)
+    feedback = [import_item(pp) for pp in config.GenerateFeedback.preprocessors]
+    assert all(issubclass(pp, Preprocessor) for pp in feedback)
+    assert issubclass(import_item(config.GenerateFeedback.exporter_class), HTMLExporter)
+
+
+def test_feedback_hides_hidden_tests_and_their_traceback_lines(tmp_path: Path) -> None:
+    from traitlets.utils.importstring import import_item
+
+    config = _load_config(tmp_path)
+    steps = [import_item(pp) if isinstance(pp, str) else pp
+             for pp in config.GenerateFeedback.preprocessors]
+    names = [pp.__name__ for pp in steps]
     assert names[0] == "GetGrades" and "CSSHTMLHeaderPreprocessor" in names
-    (clear,) = [pp for pp in config.GenerateFeedback.preprocessors
-                if pp.__name__.startswith("ClearHiddenTests")]
+    (clear,) = [pp for pp in steps if pp.__name__.startswith("ClearHiddenTests")]
     source = ('assert f(1) == 2, "f(1) should be 2"\n### BEGIN HIDDEN TESTS\n'
               "from grader import check_f\ncheck_f(f)\n### END HIDDEN TESTS")
     frame = ("\x1b[0;31mAssertionError\x1b[0m   Traceback\n"

@@ -569,13 +569,16 @@ def _convert_one(
 
 def autograde_preprocessors(config: Any) -> list[Any]:
     """The course's ``Autograde.autograde_preprocessors`` (nbgrader_config.py), else nbgrader's
-    default list: both engines run the same steps after execution."""
+    default list: both engines run the same steps after execution. A step the config names by
+    import string (``"nbgrader.preprocessors.Execute"``, as nbconvert allows) is imported here,
+    so the fast engine recognises nbgrader's ``Execute`` however it is spelled."""
     from nbgrader.converters import Autograde
+    from traitlets.utils.importstring import import_item
 
     configured = config.get("Autograde", {}).get("autograde_preprocessors")
-    if configured:
-        return list(configured)
-    return list(Autograde.class_traits()["autograde_preprocessors"].default())
+    if not configured:
+        configured = Autograde.class_traits()["autograde_preprocessors"].default()
+    return [import_item(pp) if isinstance(pp, str) else pp for pp in configured]
 
 
 def _fast_preprocessors(runner: _FastRunner, config: Any) -> list[Any]:
@@ -703,8 +706,16 @@ def _direct_entry(assignment: str, sub: Submission, spec: SourceSpec,
     entry = _scored_entry(_entry(sub, assignment, spec), sub, spec, cells, scores)
     entry["graded"] = True
     _add_review(entry, nb, flagged_grade_ids(review_findings(nb)))
-    entry["sanitized"] = _sanitized_list(nb, sanitize=True)
+    entry["sanitized"] = _sanitized_list(nb, sanitize=True, instructors=spec.markdown)
     return entry
+
+
+def _prepare_direct_scoring() -> None:
+    """Import what :func:`_direct_entry` uses (nbgrader's determine_grade, the tamper scan),
+    while the pool runs the notebook and this thread would only wait."""
+    from nbgrader.utils import determine_grade  # noqa: F401
+
+    from grader.engine import forbidden, review  # noqa: F401
 
 
 def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> None:
@@ -718,12 +729,22 @@ def _add_review(entry: dict[str, Any], nb: NotebookNode, flagged: set[str]) -> N
         test["needs_manual_grade"] = test["grade_id"] in flagged
 
 
-def _sanitized_list(nb: NotebookNode, sanitize: bool = False) -> list[dict[str, Any]]:
-    """What grader.engine.sanitize removed from the student's content (``sanitize``: the notebook is
-    not written anywhere, so just find out)."""
+def _sanitized_list(nb: NotebookNode, sanitize: bool = False,
+                    instructors: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """What grader.engine.sanitize removed from the student's content (``sanitize``: the
+    notebook is not written anywhere, so just find out). Markdown cells whose text is one of
+    ``instructors`` (the source notebook's own markdown) are the instructor's words, not the
+    student's, and are left out: rendering them only to find nothing to list costs a lone
+    notebook nbconvert's import (about 0.2 s)."""
     from grader.engine.sanitize import sanitize_notebook, sanitized_list
 
-    return sanitize_notebook(copy.deepcopy(nb)) if sanitize else sanitized_list(nb)
+    if not sanitize:
+        return sanitized_list(nb)
+    probe = copy.deepcopy(nb)
+    for cell in probe.cells:
+        if cell.cell_type == "markdown" and cell.source in instructors:
+            cell.source = ""
+    return sanitize_notebook(probe)
 
 
 def _entry(sub: Submission, assignment: str, spec: SourceSpec) -> dict[str, Any]:
@@ -865,10 +886,12 @@ def autograde(
         # (torch) in a thread and one warm server, while nbgrader's config loads.
         source_dir = course_root / "source" / assignment
         checks = settings.has_hidden_checks(source_dir)
-        if judge is None and checks:
-            start_judge_import()
+        # The pool first: its stage and smoke test are many short system calls, each of
+        # which waits for the GIL once the import thread runs (about 0.2 s instead of 20 ms).
         pool = _start_pool(pool_factory or _default_pool_factory, jobs, sandbox, timeout,
                            run_seed, course_root, source_dir, checks)
+        if judge is None and checks:
+            start_judge_import()
     try:
         try:
             specs = load_sources(course_root, assignment, gbmod.load_config(course_root))
@@ -956,10 +979,10 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
     direct = engine == "fast" and workdir is None and ws.root != course_root
     log, collector = _make_logger(assignment, verbose)
     fast_db = contextlib.ExitStack()
-    if workdir is None and ws.root != course_root:  # throw-away gradebook: no fsync
+    if workdir is None and ws.root != course_root and not direct:  # throw-away: no fsync
         fast_db.enter_context(gbmod.unsynced_sqlite(gbmod.db_url_for(ws.config)))
     shared: gbmod.SharedEngines | None = None
-    if FAST_RECORDING:  # every gradebook open of this run on one engine
+    if FAST_RECORDING and not direct:  # every gradebook open of this run on one engine
         shared = fast_db.enter_context(gbmod.shared_engines())
         fast_db.enter_context(speedups.cached_metadata_schemas())
         fast_db.enter_context(speedups.remembered_notebook_validation())
@@ -1032,6 +1055,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             arrivals = runs.arrivals() if FAST_RECORDING else iter(list(runs.arrivals()))
             if direct:
                 # 4-5 without nbgrader's recording: judge, then score as SaveAutoGrades would
+                _prepare_direct_scoring()
                 judged: dict[tuple[str, str], dict[str, Any]] = {}
                 for position, run in arrivals:
                     sub, nb = gradable[position], notebooks[position]

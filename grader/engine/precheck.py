@@ -147,6 +147,8 @@ class SourceSpec:
     context: tuple[str, ...] = ()
     """The normalised text of the source's other cells (instructions), to tell a written
     answer from the text around it when a front-end lost the metadata."""
+    markdown: frozenset[str] = frozenset()
+    """The exact text of the source's markdown cells: the instructor's own words."""
 
     @property
     def by_id(self) -> dict[str, GradedCell]:
@@ -335,7 +337,8 @@ def _spec(path: Path, assignment: str, config: Any | None) -> SourceSpec:
             )
         )
     return SourceSpec(assignment=assignment, notebook_name=path.stem, path=path, cells=cells,
-                      context=tuple(context))
+                      context=tuple(context),
+                      markdown=frozenset(c.source for c in nb.cells if c.cell_type == "markdown"))
 
 
 def _read(path: Path) -> tuple[NotebookNode | None, Problem | None]:

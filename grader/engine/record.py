@@ -10,7 +10,7 @@ For a student whose notebooks the pool has run, :class:`DirectRecorder` writes w
   ``Gradebook.add_submission`` makes them (or the existing ones of a re-grade, updated as
   nbgrader updates them), the grades of a notebook the student did not submit zeroed, the
   ``auto_score``/``needs_manual_grade`` and ``auto_comment`` of ``SaveAutoGrades``, the flags
-  of :class:`grader.engine.review.FlagForReview`, the late penalty of ``AssignLatePenalties``.
+  of :class:`grader.engine.steps.FlagForReview`, the late penalty of ``AssignLatePenalties``.
 
 It runs the course's own preprocessor instances, configured as nbgrader's exporter configures
 them, in the same order, on the notebook node read from the staged submission, once: no
@@ -83,8 +83,7 @@ def _steps() -> tuple[tuple[type, ...], tuple[type, ...]]:
         SaveAutoGrades,
     )
 
-    from grader.engine.review import FlagForReview, KeepStderrVisible
-    from grader.engine.sanitize import SanitizeStudentContent
+    from grader.engine.steps import FlagForReview, KeepStderrVisible, SanitizeStudentContent
 
     pure = (ClearOutput, DeduplicateIds, CheckCellMetadata, IgnorePattern, LimitOutput,
             ClearMetadataPreprocessor, SanitizeStudentContent, KeepStderrVisible)
@@ -453,7 +452,7 @@ class DirectRecorder:
             SaveAutoGrades,
         )
 
-        from grader.engine.review import FlagForReview
+        from grader.engine.steps import FlagForReview
 
         info = resources["nbgrader"]
         for step in steps:

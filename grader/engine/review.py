@@ -1,21 +1,23 @@
 """Suspicions go to review, and stderr never zeroes a right answer.
 
-Two steps of the autograde pipeline, both listed in ``c.Autograde.autograde_preprocessors``
-(nbgrader_config.py), so the fast and the stock engine run them alike:
+The work of two steps of the autograde pipeline, both listed in
+``c.Autograde.autograde_preprocessors`` (nbgrader_config.py), so the fast and the stock engine
+run them alike; the nbgrader preprocessors themselves are in :mod:`grader.engine.steps`:
 
-* :class:`KeepStderrVisible`, between execution and ``SaveAutoGrades``: nbgrader scores a test
+* ``KeepStderrVisible``, between execution and ``SaveAutoGrades``: nbgrader scores a test
   cell 0 as soon as it wrote to stderr (``nbgrader.utils.determine_grade``), so a right answer
-  that warns lost its points. The stderr text of test cells becomes a plain-text
-  ``display_data`` output: still shown in the autograded notebook and in the feedback, no
-  longer a zero. Errors (a failed assert, a failed check) still score 0.
-* :class:`FlagForReview`, after ``SaveAutoGrades``: when the tamper scan
+  that warns lost its points. :func:`stderr_as_display` turns the stderr text of test cells
+  into a plain-text ``display_data`` output: still shown in the autograded notebook and in
+  the feedback, no longer a zero. Errors (a failed assert, a failed check) still score 0.
+* ``FlagForReview``, after ``SaveAutoGrades``: when the tamper scan
   (:func:`grader.engine.forbidden.tamper_scan`) finds something in the student's code, the test
-  cells
-  that ran after it keep the score the checks gave and are flagged ``needs_manual_grade`` in
-  the gradebook, so formgrader lists them for the instructor. The scan never zeroes a grade.
+  cells that ran after it keep the score the checks gave and are flagged
+  ``needs_manual_grade`` in the gradebook, so formgrader lists them for the instructor. The
+  scan never zeroes a grade.
 
 :func:`review_findings` is the one place that turns scan findings into review entries (the
-JSON ``review`` list, the reports and the gradebook flag all come from it).
+JSON ``review`` list, the reports and the gradebook flag all come from it). This module
+imports no nbgrader: the lone-notebook path of the fast engine uses it without a gradebook.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from nbformat import NotebookNode
 
 from grader.engine.precheck import is_test_cell
 
-__all__ = ["FlagForReview", "KeepStderrVisible", "ReviewFinding", "flagged_grade_ids",
-           "review_findings", "stderr_as_display"]
+__all__ = ["ReviewFinding", "flagged_grade_ids", "review_findings", "stderr_as_display"]
 
 #: Marks the display_data outputs that were stderr text (for the reports and the tests).
 STDERR_MARK = "convgrade_stderr"
@@ -117,50 +118,3 @@ def stderr_as_display(nb: NotebookNode) -> int:
             outputs.append(out)
         cell.outputs = outputs
     return changed
-
-
-def _preprocessor_base() -> type:
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    return NbGraderPreprocessor
-
-
-class KeepStderrVisible(_preprocessor_base()):  # type: ignore[misc]
-    """Keeps test cells' stderr visible without nbgrader scoring it 0 (before SaveAutoGrades)."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        """Rewrite the stderr outputs of test cells (:func:`stderr_as_display`)."""
-        stderr_as_display(nb)
-        return nb, resources
-
-
-class FlagForReview(_preprocessor_base()):  # type: ignore[misc]
-    """Flags the grades a tamper finding affects as needing manual grading (after
-    SaveAutoGrades, which sets ``needs_manual_grade`` itself)."""
-
-    #: where to find the grades instead of opening the gradebook at ``db_url`` (the direct
-    #: record path's rows in memory, grader.engine.record); None: open the gradebook
-    gradebook: Any = None
-
-    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        """Set ``needs_manual_grade`` on every affected grade of this submission."""
-        import contextlib
-
-        from nbgrader.api import Gradebook
-
-        flagged = flagged_grade_ids(review_findings(nb))
-        if not flagged:
-            return nb, resources
-        info = resources["nbgrader"]
-        opened = (contextlib.nullcontext(self.gradebook) if self.gradebook is not None
-                  else Gradebook(info["db_url"]))
-        with opened as gb:
-            for gid in sorted(flagged):
-                grade = gb.find_grade(gid, info["notebook"], info["assignment"],
-                                      info["student"])
-                grade.needs_manual_grade = True
-            gb.db.commit()
-        for gid in sorted(flagged):
-            self.log.info("%s: %s needs review (the tamper scan found something)",
-                             info["student"], gid)
-        return nb, resources

@@ -7,9 +7,9 @@ raw HTML through (nbconvert's ``markdown2html`` runs mistune with ``escape=False
 outputs and widget state in ``<script>`` elements, and print ``grade_id`` unescaped. So a
 student's ``<img src=x onerror=...>`` runs on the Jupyter server's own origin, as the
 instructor. :func:`sanitize_notebook` rewrites the notebook so that nothing of that kind is
-left; :class:`SanitizeStudentContent` is the nbgrader preprocessor that does it where the
-autograded notebook is written (``Autograde.autograde_preprocessors``, both engines) and
-again where feedback is generated (``GenerateFeedback.preprocessors``).
+left; :class:`grader.engine.steps.SanitizeStudentContent` is the nbgrader preprocessor that
+does it where the autograded notebook is written (``Autograde.autograde_preprocessors``, both
+engines) and again where feedback is generated (``GenerateFeedback.preprocessors``).
 
 How markdown is handled (robust by construction rather than by clever parsing):
 
@@ -45,10 +45,9 @@ from typing import Any
 
 import nh3
 from nbformat import NotebookNode
-from nbgrader.preprocessors import NbGraderPreprocessor
 
 __all__ = [
-    "SanitizeStudentContent",
+    "check_student_id",
     "clean_html",
     "clean_markdown",
     "removed_items",
@@ -463,23 +462,12 @@ def sanitized_list(nb: NotebookNode) -> list[dict[str, Any]]:
     return list(nb.get("metadata", {}).get(METADATA_KEY, {}).get("sanitized", []))
 
 
-class SanitizeStudentContent(NbGraderPreprocessor):
-    """nbgrader preprocessor: :func:`sanitize_notebook` on the whole notebook."""
-
-    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        """Make ``nb`` inert and note what was removed in its metadata.
-
-        Refuses a student id with HTML-significant characters: formgrader prints the id
-        unescaped on the submission page, and ``nbgrader collect`` takes it from a file name
-        any student can write into the exchange (``python -m grader autograde`` maps folder
-        names to ``[A-Za-z0-9_.@+-]`` before this runs)."""
-        student = str(resources.get("nbgrader", {}).get("student", ""))
-        if _UNSAFE_ID.search(student):
-            raise ValueError(f"student id {student!r} contains HTML or control characters; "
-                             "formgrader would print it unescaped: rename the submission "
-                             "folder (python -m grader autograde does that itself)")
-        removed = sanitize_notebook(nb)
-        if removed:
-            self.log.warning("removed active content from %s's notebook: %s", student,
-                             "; ".join(", ".join(r["removed"]) for r in removed))
-        return nb, resources
+def check_student_id(student: str) -> None:
+    """Refuse (ValueError) a student id with HTML-significant or control characters:
+    formgrader prints the id unescaped on the submission page, and ``nbgrader collect`` takes
+    it from a file name any student can write into the exchange (``python -m grader
+    autograde`` maps folder names to ``[A-Za-z0-9_.@+-]`` before this runs)."""
+    if _UNSAFE_ID.search(student):
+        raise ValueError(f"student id {student!r} contains HTML or control characters; "
+                         "formgrader would print it unescaped: rename the submission "
+                         "folder (python -m grader autograde does that itself)")
