@@ -992,7 +992,9 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
         preprocessors: list[Any] | None = None
         runner: _FastRunner | None = None
         recorder: recmod.DirectRecorder | None = None
-        recorded_directly: dict[tuple[str, str], recmod.Recorded] = {}
+        # the direct record path's entries, made as each student is recorded (their
+        # notebooks are not kept: what stays in memory per student is the entry)
+        recorded_directly: dict[tuple[str, str], dict[str, Any]] = {}
         release = (ws.temporary or ws.root) / "release"
 
         def record(student: str, own: list[Submission]) -> None:
@@ -1009,7 +1011,11 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
                     log.info("%s: recorded by nbgrader's converter (%s)", student, exc)
                     collector.records.clear()
                 else:
-                    recorded_directly.update(((student, n), r) for n, r in done.items())
+                    for sub in own:
+                        if (r := done.get(sub.notebook_name)) is not None:
+                            entry = _graded_entry(assignment, sub, specs[sub.notebook_name],
+                                                  r.notebook, r.scores, r.flagged)
+                            recorded_directly[(student, sub.notebook_name)] = entry
                     recorded.append(student)
                     report("record", len(recorded), len(students), student)
                     return
@@ -1040,8 +1046,14 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             # notebook in a fresh child, as each is its own kernel in stock nbgrader) in a
             # background thread, while this thread loads nbgrader and the checks, then
             # judges and records each student as soon as their notebooks have run.
-            notebooks = [_sanitized_cells(s) for s in gradable]
-            runs = _RunsInBackground(pool, [cell_jobs(nb) for nb in notebooks],
+            cleared = [_sanitized_cells(s) for s in gradable]
+            jobs, keys = [cell_jobs(nb) for nb in cleared], [_job_key(nb) for nb in cleared]
+            for sub in gradable:
+                _release_notebook(sub)
+            # the direct path judges these notebooks; nbgrader's path reads the staged files
+            notebooks: list[NotebookNode | None] = list(cleared) if direct else []
+            del cleared
+            runs = _RunsInBackground(pool, jobs,
                                      lambda k, position: report(
                                          "run", k, len(gradable),
                                          _label(gradable[position], specs)))
@@ -1059,6 +1071,8 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
                 judged: dict[tuple[str, str], dict[str, Any]] = {}
                 for position, run in arrivals:
                     sub, nb = gradable[position], notebooks[position]
+                    assert nb is not None
+                    notebooks[position] = None  # judged and scored just below, then dropped
                     spec = specs[sub.notebook_name]
                     judge_run(sub, nb, run, spec, the_judge)
                     judged[(sub.student, sub.notebook_name)] = _direct_entry(
@@ -1083,7 +1097,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
             for position, run in arrivals:
                 sub = gradable[position]
                 runner.runs[(sub.student, sub.notebook_name)] = (
-                    _job_key(notebooks[position]), run)
+                    keys[position], run)
                 waiting[sub.student] -= 1
                 if not waiting[sub.student]:  # all of this student's notebooks have run
                     record(sub.student, students[sub.student])
@@ -1095,9 +1109,7 @@ def _autograde(subs: list[Submission], specs: dict[str, SourceSpec], assignment:
         def collected(sub: Submission) -> dict[str, Any] | None:
             if sub not in gradable or sub.nbgrader_error is not None:
                 return None
-            if (done := recorded_directly.get((sub.student, sub.notebook_name))) is not None:
-                entry = _graded_entry(assignment, sub, specs[sub.notebook_name],
-                                      done.notebook, done.scores, done.flagged)
+            if (entry := recorded_directly.pop((sub.student, sub.notebook_name), None)):
                 entry["graded"] = True
                 return entry
             if not FAST_RECORDING:
@@ -1243,6 +1255,13 @@ def _result(assignment: str, engine: str, seed: int, course_root: Path, started:
         "seconds": round(time.monotonic() - started, 3),
         "results": entries,
     }
+
+
+def _release_notebook(sub: Submission) -> None:
+    """Drop the restored notebook of a submission whose cells are in the pool's jobs (the
+    converter reads the staged copy): a class's notebooks are not all kept until the end."""
+    if sub.check is not None:
+        sub.check.notebook = None
 
 
 def _sanitized_cells(sub: Submission) -> NotebookNode:
