@@ -222,8 +222,11 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
     That holds also for a wrong corr2d that shows on the notes' example (off by one): the
     visible asserts of corr2d_multi_in and corr2d_multi_in_out, which run the student's own
     corr2d, are in an ungraded cell before each graded cell (it shows the failure and costs
-    nothing), so offby1 loses corr2d's 2 points only, not 6."""
+    nothing), so offby1 loses corr2d's 2 points only, not 6; and on that corr2d each known
+    mistake of corr2d_multi_in and corr2d_multi_in_out still fails its own cell with its own
+    hint."""
     from grader.engine.autograde import autograde
+    from grader.registry import course
 
     assignment = "channels_pooling"
     names = demo.answer_names(_release(assignment))
@@ -234,6 +237,12 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
         "conv": {"corr2d": "mistake:corr2d:uses_torch_conv"},
         "offby1": {"corr2d": "mistake:corr2d:output_off_by_one"},
     }
+    own = {}  # offby1's corr2d under each known mistake of a function that calls it
+    for check in ("corr2d_multi_in", "corr2d_multi_in_out"):
+        for m in course().mistakes(check):
+            own[f"offby1-{m.id}"] = (check, m.id)
+            students[f"offby1-{m.id}"] = {"corr2d": "mistake:corr2d:output_off_by_one",
+                                          check: f"mistake:{check}:{m.id}"}
     folder = tmp_path / "in"
     folder.mkdir()
     for student, answers in students.items():
@@ -256,6 +265,7 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
     conv = by["conv"]
     assert conv["corr2d_tests"]["hint"] == "forbidden_api"
     assert conv["corr2d_multi_in_tests"]["hint"] == "forbidden_api"
+    assert conv["corr2d_multi_in_out_tests"]["hint"] == "forbidden_api"
     offby1 = by["offby1"]
     assert [g for g, t in offby1.items() if not t["passed"]] == ["corr2d_tests"], offby1
     assert offby1["corr2d_tests"]["hint"] == "output_off_by_one"
@@ -264,6 +274,10 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
     assert "corr2d_multi_in is right" in _printed(work, "offby1", "corr2d_multi_in_tests")
     assert "corr2d_multi_in_out is right" in _printed(work, "offby1",
                                                      "corr2d_multi_in_out_tests")
+    for student, (check, mistake_id) in own.items():  # a wrong function keeps its own hint
+        failed = {g: t["hint"] for g, t in by[student].items() if not t["passed"]}
+        assert failed == {"corr2d_tests": "output_off_by_one", f"{check}_tests": mistake_id}, (
+            student, failed)
     # the visible asserts still run, ungraded, and show the student what goes wrong
     assert "expected shape (2, 2), got (1, 1)" in _error_before(work, "offby1",
                                                                 "corr2d_multi_in_tests")
