@@ -9,7 +9,7 @@ that no feedback message shows hidden test code.
 
 Expected scores:
 
-* an attack on a wrong answer scores what the wrong answer scores alone (7 of 13), an attack on
+* an attack on a wrong answer scores what the wrong answer scores alone (11 of 13), an attack on
   a right answer scores full marks (13): the structural defences (judging in the grader's
   process on validated records, the staged worker without reference or judge, pristine state
   before every test cell, restored test cells, the secret seed) make the attack pointless;
@@ -93,12 +93,22 @@ REVIEWED: frozenset[str] = frozenset({
 })
 
 
-#: Right answers whose corr2d breaks the from-scratch rule: corr2d, and so corr2d_multi_in and
-#: corr2d_multi_in_out that use it, score 0 (WRONG_SCORE in all).
+#: Answers whose corr2d breaks the from-scratch rule: corr2d, and so corr2d_multi_in and
+#: corr2d_multi_in_out that run it, score 0 (corpus.FORBIDDEN_FAILS; 7 of 13). The right
+#: answers with a forbidden corr2d, and import_reference_importlib, whose corr2d is rebound
+#: through importlib.import_module() (the scan rejects it; before the visible asserts moved
+#: out of the test cells its wrong corr2d failed the three cells anyway, the same 7).
 SPECIAL: frozenset[str] = frozenset({
     "forbidden_alias", "forbidden_getattr", "forbidden_rebound", "forbidden_module_alias",
-    "forbidden_from_import",
+    "forbidden_from_import", "import_reference_importlib",
 })
+
+
+#: Attacks after which corr2d is never defined (the input transformer blanks its solution
+#: cell; the test cells run pristine): corr2d and corr2d_multi_in score 0
+#: (corpus.UNDEFINED_FAILS; 9 of 13, below the honest 11): no stand-in is lent for a name the
+#: notebook does not define (grader.runtime.probe._run_with_standins).
+UNDEFINED_CORR2D: frozenset[str] = frozenset({"blank_later_cells", "blank_later_cells_manager"})
 
 
 #: Attacks whose indirect look-ups (exec/compile of a file, a module's ``__dict__``) make the
@@ -118,9 +128,10 @@ def expected_tests(attack: Attack) -> dict[str, float]:
         return dict.fromkeys(corpus.POINTS, 0.0)
     if attack.student in INDIRECT:
         return dict.fromkeys(corpus.POINTS, 0.0)
-    wrong = attack.base == "wrong" or attack.student in SPECIAL
-    return {gid: 0.0 if wrong and gid in corpus.WRONG_FAILS else float(points)
-            for gid, points in corpus.POINTS.items()}
+    fails = (corpus.FORBIDDEN_FAILS if attack.student in SPECIAL else
+             corpus.UNDEFINED_FAILS if attack.student in UNDEFINED_CORR2D else
+             corpus.WRONG_FAILS if attack.base == "wrong" else ())
+    return {gid: 0.0 if gid in fails else float(points) for gid, points in corpus.POINTS.items()}
 
 
 def assert_exact(attack: Attack, result: dict, nb: nbformat.NotebookNode | None) -> None:
@@ -499,6 +510,10 @@ def test_stock_engine(stock_batch: Batch, student: str) -> None:
     assert sorted(stock_batch.results) == sorted(STOCK), stock_batch.stderr[-2000:]
     attack = BY_STUDENT[student]
     assert stock_batch.results[student]["score"] <= honest_score(attack)
+    if student == "honest_wrong":
+        # the engines agree: the failing visible asserts of the functions that call the wrong
+        # corr2d are in ungraded cells, which cost nothing in stock nbgrader either
+        assert stock_batch.results[student]["score"] == WRONG_SCORE
     assert stock_batch.after == stock_batch.before
 
 

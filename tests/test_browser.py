@@ -270,12 +270,14 @@ class Plan:
     answer_index: int  # the solution cell the student fills in
     answer_source: str  # what the student types there
     test_index: int  # the test cell that must pass
-    next_test_index: int  # the next test cell, still unsolved
-    next_test_id: str
+    next_check_index: int  # the next cell that runs tests, of an exercise still unsolved
+    next_check_id: str
 
 
 def _plan(release_nb: Path) -> Plan:
-    """Find corr2d's solution and test cells and the following test cell."""
+    """Find corr2d's solution and test cells and the next cell that runs tests: a test cell,
+    or the ungraded cell with the visible asserts of an exercise that uses others, which comes
+    before its test cell (docs/ARCHITECTURE.md, "Answers that build on others")."""
     nb = nbformat.read(release_nb, as_version=4)
     ids = [_meta(c).get("grade_id") for c in nb.cells]
     if SOLVED_TEST not in ids:
@@ -285,7 +287,10 @@ def _plan(release_nb: Path) -> Plan:
         i for i in range(test_index)
         if _meta(nb.cells[i]).get("solution") and nb.cells[i].cell_type == "code"
     )  # fmt: skip
-    next_test_index = next(i for i in range(test_index + 1, len(nb.cells)) if _is_test(nb.cells[i]))
+    next_check_index = next(
+        i for i in range(test_index + 1, len(nb.cells))
+        if _is_test(nb.cells[i]) or (nb.cells[i].cell_type == "code" and not _meta(nb.cells[i]))
+    )  # fmt: skip
     # what a student types: a correct answer written out (the reference solution's source)
     from grader.registry import solution_source
 
@@ -295,8 +300,8 @@ def _plan(release_nb: Path) -> Plan:
         answer_index=answer_index,
         answer_source=solution.rstrip() + "\n",
         test_index=test_index,
-        next_test_index=next_test_index,
-        next_test_id=ids[next_test_index],
+        next_check_index=next_check_index,
+        next_check_id=str(ids[next_check_index] or nb.cells[next_check_index].get("id")),
     )
 
 
@@ -382,9 +387,9 @@ def test_student_solves_one_exercise_in_jupyterlab(page: Any, tmp_path: Path) ->
 
         _menu(page, "Run", "Run All Cells")
 
-        # Run All stops at the first error, which must be the next, unsolved exercise's test
-        # cell; corr2d's test cell before it ran without an error
-        test, nxt = _cell(page, plan.test_index), _cell(page, plan.next_test_index)
+        # Run All stops at the first error, which must be the next, unsolved exercise's tests;
+        # corr2d's test cell before them ran without an error
+        test, nxt = _cell(page, plan.test_index), _cell(page, plan.next_check_index)
         test_error, next_error = test.locator(STDERR_OUTPUT), nxt.locator(STDERR_OUTPUT)
         test_error.or_(next_error).first.wait_for(timeout=90_000)
         assert test_error.count() == 0, f"{SOLVED_TEST} failed:\n{test_error.first.inner_text()}"
@@ -392,7 +397,7 @@ def test_student_solves_one_exercise_in_jupyterlab(page: Any, tmp_path: Path) ->
         assert re.fullmatch(r"\s*\[\d+\]:\s*", prompt), f"{SOLVED_TEST} did not run: {prompt!r}"
         error_text = next_error.first.inner_text()
         assert re.search(r"NotImplementedError|AssertionError", error_text), (
-            f"{plan.next_test_id} should fail as unsolved, got:\n{error_text}"
+            f"{plan.next_check_id} should fail as unsolved, got:\n{error_text}"
         )
         test.scroll_into_view_if_needed()
         _shot(page, "student-3-ran")

@@ -219,10 +219,14 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
     costs corr2d's points only, and the cell says why; a mistake of corr2d_multi_in keeps its
     own hint on that wrong corr2d; a forbidden corr2d keeps its forbidden verdict.
 
-    Not fixed by the judge: a wrong corr2d that shows on the notes' example (off by one) still
-    costs corr2d_multi_in its cell, because the cell's visible asserts run the student's own
-    corr2d after the hidden check passed (with the note): pinned here as it is."""
+    That holds also for a wrong corr2d that shows on the notes' example (off by one): the
+    visible asserts of corr2d_multi_in and corr2d_multi_in_out, which run the student's own
+    corr2d, are in an ungraded cell before each graded cell (it shows the failure and costs
+    nothing), so offby1 loses corr2d's 2 points only, not 6; and on that corr2d each known
+    mistake of corr2d_multi_in and corr2d_multi_in_out still fails its own cell with its own
+    hint."""
     from grader.engine.autograde import autograde
+    from grader.registry import course
 
     assignment = "channels_pooling"
     names = demo.answer_names(_release(assignment))
@@ -233,6 +237,12 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
         "conv": {"corr2d": "mistake:corr2d:uses_torch_conv"},
         "offby1": {"corr2d": "mistake:corr2d:output_off_by_one"},
     }
+    own = {}  # offby1's corr2d under each known mistake of a function that calls it
+    for check in ("corr2d_multi_in", "corr2d_multi_in_out"):
+        for m in course().mistakes(check):
+            own[f"offby1-{m.id}"] = (check, m.id)
+            students[f"offby1-{m.id}"] = {"corr2d": "mistake:corr2d:output_off_by_one",
+                                          check: f"mistake:{check}:{m.id}"}
     folder = tmp_path / "in"
     folder.mkdir()
     for student, answers in students.items():
@@ -255,17 +265,45 @@ def test_a_right_answer_on_a_wrong_one_it_calls_through_the_engine(course_copy: 
     conv = by["conv"]
     assert conv["corr2d_tests"]["hint"] == "forbidden_api"
     assert conv["corr2d_multi_in_tests"]["hint"] == "forbidden_api"
-    offby1 = by["offby1"]["corr2d_multi_in_tests"]
+    assert conv["corr2d_multi_in_out_tests"]["hint"] == "forbidden_api"
+    offby1 = by["offby1"]
+    assert [g for g, t in offby1.items() if not t["passed"]] == ["corr2d_tests"], offby1
+    assert offby1["corr2d_tests"]["hint"] == "output_off_by_one"
+    entry = next(r for r in result["results"] if r["student"] == "offby1")
+    assert entry["max_score"] - entry["score"] == offby1["corr2d_tests"]["max_score"] == 2
     assert "corr2d_multi_in is right" in _printed(work, "offby1", "corr2d_multi_in_tests")
-    assert not offby1["passed"] and "expected shape (2, 2)" in offby1["message"], offby1
+    assert "corr2d_multi_in_out is right" in _printed(work, "offby1",
+                                                     "corr2d_multi_in_out_tests")
+    for student, (check, mistake_id) in own.items():  # a wrong function keeps its own hint
+        failed = {g: t["hint"] for g, t in by[student].items() if not t["passed"]}
+        assert failed == {"corr2d_tests": "output_off_by_one", f"{check}_tests": mistake_id}, (
+            student, failed)
+    # the visible asserts still run, ungraded, and show the student what goes wrong
+    assert "expected shape (2, 2), got (1, 1)" in _error_before(work, "offby1",
+                                                                "corr2d_multi_in_tests")
+    assert "expected shape (3, 2, 2)" in _error_before(work, "offby1",
+                                                       "corr2d_multi_in_out_tests")
+
+
+def _autograded_cells(work: Path, student: str) -> list[nbformat.NotebookNode]:
+    path = work / "autograded" / student / "channels_pooling" / "channels_pooling.ipynb"
+    return nbformat.read(str(path), as_version=4).cells
 
 
 def _printed(work: Path, student: str, grade_id: str) -> str:
     """What the autograded test cell ``grade_id`` of ``student`` printed (its stdout)."""
-    path = work / "autograded" / student / "channels_pooling" / "channels_pooling.ipynb"
-    cell = next(c for c in nbformat.read(str(path), as_version=4).cells
+    cell = next(c for c in _autograded_cells(work, student)
                 if _meta(c).get("grade_id") == grade_id)
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _error_before(work: Path, student: str, grade_id: str) -> str:
+    """The error of the ungraded code cell right before the test cell ``grade_id``."""
+    cells = _autograded_cells(work, student)
+    index = next(i for i, c in enumerate(cells) if _meta(c).get("grade_id") == grade_id)
+    before = cells[index - 1]
+    assert before.cell_type == "code" and not _meta(before), "an ungraded cell before it"
+    return "".join(f"{o.ename}: {o.evalue}" for o in before.outputs if o.output_type == "error")
 
 
 def test_cheat_is_the_corpus_attack() -> None:

@@ -159,11 +159,36 @@ def test_every_check_is_called_by_exactly_one_hidden_cell() -> None:
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_test_cell_has_visible_asserts_and_a_hidden_check(assignment: str) -> None:
-    for cell in _notebook("source", assignment).cells:
-        if _kind(cell) == "tests":
-            visible = HIDDEN.sub("", cell.source)
-            assert "assert" in visible.lower(), f"{_meta(cell)['grade_id']}: no visible assert"
-            assert HIDDEN.search(cell.source), f"{_meta(cell)['grade_id']}: no hidden check"
+    """Visible asserts after the hidden check, except for an exercise that uses other answers
+    (``Exercise.uses``): its visible asserts run the student's own dependencies, so they live in
+    an ordinary ungraded code cell right before the test cell, whose visible part is only a
+    comment saying what the graded cell checks (docs/ARCHITECTURE.md, "Answers that build on
+    others")."""
+    cells = _notebook("source", assignment).cells
+    for index, cell in enumerate(cells):
+        if _kind(cell) != "tests":
+            continue
+        grade_id = _meta(cell)["grade_id"]
+        assert HIDDEN.search(cell.source), f"{grade_id}: no hidden check"
+        visible = HIDDEN.sub("", cell.source)
+        spec = CHECKS.get(grade_id.removesuffix("_tests"))
+        if spec is None or not spec.uses:
+            assert "assert" in visible.lower(), f"{grade_id}: no visible assert"
+            continue
+        assert ast.parse(visible).body == [], (
+            f"{grade_id} uses {spec.uses}: its visible code belongs in the ungraded cell before"
+        )
+        first = cell.source.splitlines()[0]
+        assert first.startswith("# ") and spec.answers[0] in first, (
+            f"{grade_id}: the graded cell's first line says what it checks"
+        )
+        before = cells[index - 1]
+        assert before.cell_type == "code" and not _meta(before), (
+            f"{grade_id}: the cell before it must be an ordinary (ungraded) code cell"
+        )
+        assert "assert" in before.source and f"{spec.answers[0]}(" in before.source, (
+            f"{grade_id}: the cell before it runs {spec.answers[0]} under visible asserts"
+        )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -172,7 +197,11 @@ def test_no_test_cell_ends_in_a_value(assignment: str) -> None:
     for folder in ("source", "release"):
         for cell in _notebook(folder, assignment).cells:
             if _kind(cell) == "tests":
-                last = ast.parse(cell.source).body[-1]
+                body = ast.parse(cell.source).body
+                if not body:  # a comment only: the release of a hidden-only cell (uses=)
+                    assert folder == "release", f"{_meta(cell)['grade_id']} runs nothing"
+                    continue
+                last = body[-1]
                 if isinstance(last, ast.Expr):
                     assert folder == "source" and isinstance(last.value, ast.Call), (
                         f"{folder}/{_meta(cell)['grade_id']} ends in an expression"

@@ -5,10 +5,11 @@ and fills its solution cells with
 
 * the honest right answers (:func:`grader.registry.solution_source`),
 * an honest wrong answer (``corr2d`` is the first mistake of channels_pooling's ``MISTAKES``;
-  the other functions are right but ``corr2d_multi_in`` and ``corr2d_multi_in_out`` build on
-  the wrong ``corr2d``, so they fail too: :data:`WRONG_SCORE` of :data:`FULL_SCORE`; their
-  hidden checks pass with the judge's stand-in for ``corr2d``, but the visible asserts of
-  their test cells run the student's own ``corr2d`` and fail on the notes' example),
+  the other functions are right: ``corr2d_multi_in`` and ``corr2d_multi_in_out`` build on the
+  wrong ``corr2d`` but are right with a right one, so only ``corr2d`` fails:
+  :data:`WRONG_SCORE` of :data:`FULL_SCORE`. Their hidden checks pass with the judge's
+  stand-in for ``corr2d``; their visible asserts, which run the student's own ``corr2d`` and
+  fail on the notes' example, are in an ungraded cell before each test cell),
 
 and then adds an attack: a cell after the setup cell (``top``), code after the ``def corr2d``
 in its solution cell (``after_corr2d``), a replacement ``corr2d`` cell (``corr2d``), a cell at
@@ -54,10 +55,19 @@ POINTS: dict[str, float] = {
     "pool2d_mode_tests": 1,
 }
 FULL_SCORE = float(sum(POINTS.values()))  # 13
-#: the wrong corr2d fails corr2d, corr2d_multi_in and corr2d_multi_in_out (2 + 2 + 2 points;
-#: the last two through their visible asserts)
-WRONG_FAILS = ("corr2d_tests", "corr2d_multi_in_tests", "corr2d_multi_in_out_tests")
-WRONG_SCORE = FULL_SCORE - sum(POINTS[g] for g in WRONG_FAILS)  # 7
+#: the wrong corr2d fails corr2d only: the right corr2d_multi_in and corr2d_multi_in_out that
+#: call it are right with the judge's stand-in for it (Exercise.uses). (It used to cost all
+#: three, 7 of 13, through the visible asserts in their test cells; those asserts now run in
+#: an ungraded cell before each test cell, so the wrong corr2d no longer zeroes right work.)
+WRONG_FAILS = ("corr2d_tests",)
+WRONG_SCORE = FULL_SCORE - sum(POINTS[g] for g in WRONG_FAILS)  # 11
+#: a corr2d that uses a forbidden call fails corr2d and the functions that run it (2 + 2 + 2):
+#: the forbidden verdict comes before the stand-ins
+FORBIDDEN_FAILS = ("corr2d_tests", "corr2d_multi_in_tests", "corr2d_multi_in_out_tests")
+#: a notebook where corr2d is never defined fails corr2d and corr2d_multi_in (2 + 2): the
+#: probe lends a stand-in only for a name the notebook defines, so corr2d_multi_in's run ends
+#: in NameError; corr2d_multi_in_out passes (its corr2d_multi_in is defined and stands in)
+UNDEFINED_FAILS = ("corr2d_tests", "corr2d_multi_in_tests")
 
 
 @dataclass
