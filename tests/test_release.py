@@ -262,6 +262,31 @@ def test_every_configured_step_imports(tmp_path: Path) -> None:
     assert issubclass(import_item(config.GenerateFeedback.exporter_class), HTMLExporter)
 
 
+def test_no_configured_step_warns_under_the_feedback_exporter(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """generate_feedback's HTMLExporter configures ``display_data_priority`` for every
+    preprocessor; none of the course's steps may answer with traitlets' "Config option ...
+    not recognized" warning (it showed once per assignment in the demo's output)."""
+    import logging
+
+    from traitlets.config import Config
+    from traitlets.utils.importstring import import_item
+
+    from grader.engine import steps as convgrade_steps
+
+    config = _load_config(tmp_path)
+    exporter = import_item(config.GenerateFeedback.exporter_class)
+    merged = Config(exporter().default_config)
+    merged.merge(config)
+    steps = [import_item(pp) if isinstance(pp, str) else pp
+             for pp in config.GenerateFeedback.preprocessors]
+    steps += [getattr(convgrade_steps, name) for name in convgrade_steps.__all__]
+    with caplog.at_level(logging.WARNING):
+        for step in steps:
+            step(config=merged)
+    assert not [r.getMessage() for r in caplog.records if "not recognized" in r.getMessage()]
+
+
 def test_feedback_hides_hidden_tests_and_their_traceback_lines(tmp_path: Path) -> None:
     from traitlets.utils.importstring import import_item
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import List
 
 from grader.engine.review import flagged_grade_ids, review_findings, stderr_as_display
 from grader.engine.sanitize import check_student_id, sanitize_notebook
@@ -31,7 +32,20 @@ from grader.engine.sanitize import check_student_id, sanitize_notebook
 __all__ = ["FlagForReview", "KeepStderrVisible", "SanitizeStudentContent"]
 
 
-class SanitizeStudentContent(NbGraderPreprocessor):
+class _Step(NbGraderPreprocessor):
+    """An nbgrader preprocessor that takes ``display_data_priority`` as config.
+
+    nbconvert's HTMLExporter (generate_feedback) configures ``NbConvertBase.display_data_priority``
+    for every preprocessor it runs, and NbGraderPreprocessor redeclares that trait without
+    ``config=True``, so traitlets would warn "Config option `display_data_priority` not
+    recognized" for each step and each run; nbgrader's own GetGrades declares it the same way."""
+
+    display_data_priority = List(
+        NbGraderPreprocessor.class_traits()["display_data_priority"].default(), config=True
+    )
+
+
+class SanitizeStudentContent(_Step):
     """nbgrader preprocessor: :func:`grader.engine.sanitize.sanitize_notebook` on the whole
     notebook."""
 
@@ -49,7 +63,7 @@ class SanitizeStudentContent(NbGraderPreprocessor):
         return nb, resources
 
 
-class KeepStderrVisible(NbGraderPreprocessor):
+class KeepStderrVisible(_Step):
     """Keeps test cells' stderr visible without nbgrader scoring it 0 (before SaveAutoGrades)."""
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
@@ -59,7 +73,7 @@ class KeepStderrVisible(NbGraderPreprocessor):
         return nb, resources
 
 
-class FlagForReview(NbGraderPreprocessor):
+class FlagForReview(_Step):
     """Flags the grades a tamper finding affects as needing manual grading (after
     SaveAutoGrades, which sets ``needs_manual_grade`` itself)."""
 
