@@ -603,7 +603,7 @@ def _message(cell: NotebookNode) -> str:
         if out.get("output_type") == "stream" and out.get("name") == "stderr":
             text = str(out.get("text", "")).strip().splitlines()
             return ("the cell wrote to stderr, which stock nbgrader scores 0 (add "
-                    "grader.engine.review.KeepStderrVisible to the course's autograde steps): "
+                    "grader.engine.steps.KeepStderrVisible to the course's autograde steps): "
                     + (text[-1] if text else ""))
     return ""
 

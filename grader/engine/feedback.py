@@ -7,7 +7,7 @@ strips the hidden-test regions from the cells and from their tracebacks before r
 the feedback shows the visible asserts and each check's message only. ``nbgrader_config.py``
 puts it into ``GenerateFeedback.preprocessors``.
 
-Student content in feedback is made inert by :class:`grader.engine.sanitize.SanitizeStudentContent`
+Student content in feedback is made inert by :class:`grader.engine.steps.SanitizeStudentContent`
 (also in ``GenerateFeedback.preprocessors``, so an autograded folder made before it existed is
 covered); :class:`FeedbackHTMLExporter` adds a Content-Security-Policy to the page as a second
 line of defence.
@@ -22,22 +22,17 @@ from typing import Any
 
 from nbconvert.exporters import HTMLExporter
 from nbgrader.preprocessors import ClearHiddenTests
-from traitlets import List
+
+from grader.engine.steps import Step
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A quoted source line in an IPython traceback: "---> 10 code" or "     10 code".
 _QUOTED = re.compile(r"^\s*(?:-*>)?\s*\d+\s(.*)$")
 
 
-class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
-    """nbgrader's ClearHiddenTests, which also drops the hidden lines quoted in tracebacks."""
-
-    #: Configurable, as in nbgrader's GetGrades: nbconvert's HTMLExporter configures
-    #: ``NbConvertBase.display_data_priority`` for every preprocessor, and traitlets warns
-    #: about an option that a class inherits without ``config=True``.
-    display_data_priority = List(
-        ClearHiddenTests.class_traits()["display_data_priority"].default(), config=True
-    )
+class ClearHiddenTestsAndTracebacks(ClearHiddenTests, Step):
+    """nbgrader's ClearHiddenTests, which also drops the hidden lines quoted in tracebacks
+    (a :class:`grader.engine.steps.Step`, so generate_feedback's exporter config fits it)."""
 
     def preprocess_cell(self, cell: Any, resources: dict, cell_index: int) -> tuple[Any, dict]:
         """Clear the hidden region of ``cell`` and its quoted lines in error tracebacks."""

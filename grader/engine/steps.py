@@ -32,8 +32,9 @@ from grader.engine.sanitize import check_student_id, sanitize_notebook
 __all__ = ["FlagForReview", "KeepStderrVisible", "SanitizeStudentContent"]
 
 
-class _Step(NbGraderPreprocessor):
-    """An nbgrader preprocessor that takes ``display_data_priority`` as config.
+class Step(NbGraderPreprocessor):
+    """The base of convgrade's nbgrader preprocessors (here and in
+    :mod:`grader.engine.feedback`): one that takes ``display_data_priority`` as config.
 
     nbconvert's HTMLExporter (generate_feedback) configures ``NbConvertBase.display_data_priority``
     for every preprocessor it runs, and NbGraderPreprocessor redeclares that trait without
@@ -45,7 +46,7 @@ class _Step(NbGraderPreprocessor):
     )
 
 
-class SanitizeStudentContent(_Step):
+class SanitizeStudentContent(Step):
     """nbgrader preprocessor: :func:`grader.engine.sanitize.sanitize_notebook` on the whole
     notebook."""
 
@@ -63,7 +64,7 @@ class SanitizeStudentContent(_Step):
         return nb, resources
 
 
-class KeepStderrVisible(_Step):
+class KeepStderrVisible(Step):
     """Keeps test cells' stderr visible without nbgrader scoring it 0 (before SaveAutoGrades)."""
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
@@ -73,7 +74,7 @@ class KeepStderrVisible(_Step):
         return nb, resources
 
 
-class FlagForReview(_Step):
+class FlagForReview(Step):
     """Flags the grades a tamper finding affects as needing manual grading (after
     SaveAutoGrades, which sets ``needs_manual_grade`` itself)."""
 
